@@ -1,0 +1,51 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "devstatusd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "devstatusd", targets: ["devstatusd"])
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // C interop: system libraries and a tiny shim for what Glibc does not export.
+        .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
+        .systemLibrary(name: "CLevelDB", providers: [.apt(["libleveldb-dev"])]),
+        .target(name: "CSysShims"),
+
+        // Layers: devstatusd → DeviceStatus → {MQTT, Storage, HTTP1} → C modules.
+        .target(name: "MQTT", dependencies: ["CMosquitto", "CSysShims", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "Storage", dependencies: ["CLevelDB"]),
+        .target(name: "HTTP1", dependencies: ["CSysShims", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "DeviceStatus",
+            dependencies: [
+                "MQTT", "Storage", "HTTP1", "CSysShims",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
+            ]
+        ),
+        .executableTarget(
+            name: "devstatusd",
+            dependencies: [
+                "DeviceStatus", "CSysShims",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // Test helpers: a real mosquitto on a free port, free ports, process spawning.
+        .target(name: "TestSupport", dependencies: ["CSysShims"], path: "Tests/TestSupport"),
+        .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),
+        .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
+        .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "TestSupport"]),
+        .testTarget(name: "DeviceStatusTests", dependencies: ["DeviceStatus", "TestSupport"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,45 @@
+#ifndef CSYSSHIMS_H
+#define CSYSSHIMS_H
+
+// What Swift's Glibc module does not export: epoll, accept4, eventfd, and a
+// posix_spawn wrapper with a clean signal mask (see PLATFORM.md).
+
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+
+#define SHIM_EPOLLIN 0x001u
+#define SHIM_EPOLLOUT 0x004u
+#define SHIM_EPOLLERR 0x008u
+#define SHIM_EPOLLHUP 0x010u
+#define SHIM_EPOLLRDHUP 0x2000u
+#define SHIM_EPOLLET (1u << 31)
+#define SHIM_EPOLLONESHOT (1u << 30)
+
+/// An epoll event, unpacked (the kernel's struct is packed on x86_64).
+typedef struct shim_epoll_event {
+    uint32_t events;
+    uint64_t data;
+} shim_epoll_event;
+
+int shim_epoll_create(void);
+int shim_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
+int shim_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
+int shim_epoll_del(int epfd, int fd);
+/// Waits like epoll_wait and copies up to `max` events into `out`.
+int shim_epoll_wait(int epfd, shim_epoll_event *out, int max, int timeout_ms);
+
+/// accept4 with SOCK_NONBLOCK | SOCK_CLOEXEC.
+int shim_accept_nonblocking(int fd, struct sockaddr *addr, socklen_t *len);
+
+/// A non-blocking, close-on-exec eventfd.
+int shim_eventfd(void);
+int shim_eventfd_signal(int fd);
+int shim_eventfd_drain(int fd);
+
+/// Spawns `/bin/sh -c command` (or argv when command is NULL) with an empty signal
+/// mask and default dispositions, optionally in a new session, with stdout and
+/// stderr sent to `out_fd` (or inherited when -1). Returns the pid or -errno.
+pid_t shim_spawn(const char *path, char *const argv[], char *const envp[], int new_session, int out_fd);
+
+#endif
