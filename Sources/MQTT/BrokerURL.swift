@@ -90,8 +90,11 @@ public struct BrokerURL: Sendable, Equatable, CustomStringConvertible {
                 portText = after.dropFirst()
             }
             if host.isEmpty { throw fail("empty IPv6 address in brackets") }
-            guard host.contains(":"),
-                host.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." || $0 == "%" })
+            // An optional zone follows '%' (fe80::1%eth0).
+            let address = host.prefix { $0 != "%" }
+            let zone = host.dropFirst(address.count)
+            guard address.contains(":"), address.allSatisfy({ $0.isHexDigit || $0 == ":" || $0 == "." }),
+                zone.isEmpty || (zone.count > 1 && zone.dropFirst().utf8.allSatisfy { Self.isHostByte($0) })
             else { throw fail("'\(host)' is not an IPv6 address") }
         } else {
             let colons = rest.filter { $0 == ":" }.count

@@ -98,8 +98,8 @@ public struct TopicFilter: Sendable, Hashable, CustomStringConvertible {
         var fi = 0
         var ti = 0
         while true {
-            // At the start of a level in both.
-            let c = f[fi]
+            // At the start of a level in both; the filter's last level may be empty ("a/").
+            let c = fi < fc ? f[fi] : asciiSlash
             if c == asciiHash { return true }
             if c == asciiPlus {
                 while ti < tc && t[ti] != asciiSlash { ti += 1 }
