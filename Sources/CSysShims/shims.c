@@ -1,6 +1,7 @@
 #define _GNU_SOURCE
 #include "CSysShims.h"
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
@@ -83,4 +84,11 @@ pid_t shim_spawn(const char *path, char *const argv[], char *const envp[], int n
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     return rc == 0 ? pid : -rc;
+}
+
+int shim_set_thread_name(const char *name) {
+    char truncated[16];
+    strncpy(truncated, name, sizeof truncated - 1);
+    truncated[sizeof truncated - 1] = 0;
+    return pthread_setname_np(pthread_self(), truncated);
 }

@@ -42,4 +42,7 @@ int shim_eventfd_drain(int fd);
 /// stderr sent to `out_fd` (or inherited when -1). Returns the pid or -errno.
 pid_t shim_spawn(const char *path, char *const argv[], char *const envp[], int new_session, int out_fd);
 
+/// Names the calling thread (pthread_setname_np; at most 15 bytes are kept).
+int shim_set_thread_name(const char *name);
+
 #endif

@@ -1,0 +1,56 @@
+// Pure: no Logging, no Glibc.
+
+/// A complete response. The server adds `Content-Length`, `Date` and `Connection` itself.
+public struct HTTPResponse: Sendable {
+    public var status: HTTPStatus
+    /// Extra header fields. `Content-Length`, `Transfer-Encoding`, `Date` and `Connection` set here are
+    /// ignored (the server owns framing), except `Connection: close`, which closes after this response.
+    public var headers: HTTPHeaders
+    public var body: [UInt8]
+
+    public init(status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// A response with `Content-Type: application/json`.
+    public static func json(_ status: HTTPStatus, _ body: [UInt8]) -> HTTPResponse {
+        HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: body)
+    }
+
+    /// A response with `Content-Type: application/json`.
+    public static func json(_ status: HTTPStatus, _ body: String) -> HTTPResponse {
+        json(status, Array(body.utf8))
+    }
+
+    /// `{"error":"<message>"}` with the given status; `message` is JSON-escaped.
+    public static func jsonError(_ status: HTTPStatus, _ message: String) -> HTTPResponse {
+        json(status, "{\"error\":\(jsonQuoted(message))}")
+    }
+
+    /// A response with `Content-Type: text/plain; charset=utf-8`.
+    public static func text(_ status: HTTPStatus, _ body: String) -> HTTPResponse {
+        HTTPResponse(status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: Array(body.utf8))
+    }
+}
+
+/// `s` as a JSON string literal, quotes included.
+public func jsonQuoted(_ s: String) -> String {
+    var out = "\""
+    out.reserveCapacity(s.utf8.count + 2)
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case "\t": out += "\\t"
+        case _ where scalar.value < 0x20:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    return out + "\""
+}

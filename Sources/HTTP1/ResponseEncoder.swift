@@ -1,0 +1,118 @@
+// Pure: turns responses into wire bytes. No Logging, no Glibc.
+
+enum ResponseEncoder {
+    private static let version: [UInt8] = Array("HTTP/1.1 ".utf8)
+    private static let ok: [UInt8] = Array("HTTP/1.1 200 OK\r\n".utf8)
+    private static let contentLength: [UInt8] = Array("Content-Length: ".utf8)
+    private static let connectionClose: [UInt8] = Array("Connection: close\r\n".utf8)
+    private static let connectionKeepAlive: [UInt8] = Array("Connection: keep-alive\r\n".utf8)
+    private static let crlf: [UInt8] = [0x0D, 0x0A]
+    private static let colonSpace: [UInt8] = [0x3A, 0x20]
+
+    /// How the connection goes on after this response.
+    enum Persistence {
+        /// HTTP/1.1 keep-alive: no `Connection` field needed.
+        case keepAlive
+        /// HTTP/1.0 keep-alive: says `Connection: keep-alive`.
+        case keepAliveHTTP10
+        /// Says `Connection: close`.
+        case close
+    }
+
+    /// Appends status line, fields and (unless `omitBody`, for HEAD) the body.
+    /// `date` is a whole preformatted `Date: …\r\n` line.
+    static func encode(
+        _ response: HTTPResponse, omitBody: Bool, persistence: Persistence, date: [UInt8], into out: inout [UInt8]
+    ) {
+        let code = response.status.code
+        let bodyAllowed = !(code < 200 || code == 204 || code == 304)
+        out.reserveCapacity(out.count + 160 + (omitBody ? 0 : response.body.count))
+        appendStatusLine(response.status, into: &out)
+        if bodyAllowed {
+            out.append(contentsOf: contentLength)
+            appendDecimal(response.body.count, into: &out)
+            out.append(contentsOf: crlf)
+        }
+        appendCommonFields(response.headers, persistence: persistence, date: date, into: &out)
+        out.append(contentsOf: crlf)
+        if bodyAllowed && !omitBody { out.append(contentsOf: response.body) }
+    }
+
+    /// A head without `Content-Length` for a body delimited by closing the connection (event streams).
+    static func encodeStreamHead(_ response: HTTPResponse, date: [UInt8], into out: inout [UInt8]) {
+        appendStatusLine(response.status, into: &out)
+        appendCommonFields(response.headers, persistence: .close, date: date, into: &out)
+        out.append(contentsOf: crlf)
+        out.append(contentsOf: response.body)
+    }
+
+    static let continueLine: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
+
+    private static func appendStatusLine(_ status: HTTPStatus, into out: inout [UInt8]) {
+        if status.code == 200 && status.reasonPhrase == "OK" {
+            out.append(contentsOf: ok)
+            return
+        }
+        out.append(contentsOf: version)
+        appendDecimal(min(max(status.code, 100), 999), into: &out)
+        out.append(0x20)
+        appendSanitized(status.reasonPhrase, into: &out)
+        out.append(contentsOf: crlf)
+    }
+
+    private static func appendCommonFields(
+        _ headers: HTTPHeaders, persistence: Persistence, date: [UInt8], into out: inout [UInt8]
+    ) {
+        out.append(contentsOf: date)
+        for field in headers where !isFramingField(field.name) {
+            // A name that is not a token could split the response: drop the field.
+            guard !field.name.isEmpty, field.name.utf8.allSatisfy(isTokenChar) else { continue }
+            out.append(contentsOf: field.name.utf8)
+            out.append(contentsOf: colonSpace)
+            appendSanitized(field.value, into: &out)
+            out.append(contentsOf: crlf)
+        }
+        switch persistence {
+        case .keepAlive: break
+        case .keepAliveHTTP10: out.append(contentsOf: connectionKeepAlive)
+        case .close: out.append(contentsOf: connectionClose)
+        }
+    }
+
+    private static func isFramingField(_ name: String) -> Bool {
+        switch name.utf8.count {
+        case 4: asciiCaseInsensitiveEquals(name, "date")
+        case 10: asciiCaseInsensitiveEquals(name, "connection")
+        case 14: asciiCaseInsensitiveEquals(name, "content-length")
+        case 17: asciiCaseInsensitiveEquals(name, "transfer-encoding")
+        default: false
+        }
+    }
+
+    /// Appends `text`, replacing CR, LF and NUL (response splitting) with spaces.
+    private static func appendSanitized(_ text: String, into out: inout [UInt8]) {
+        for byte in text.utf8 {
+            out.append(byte == 0x0D || byte == 0x0A || byte == 0 ? 0x20 : byte)
+        }
+    }
+
+    static func appendDecimal(_ value: Int, into out: inout [UInt8]) {
+        if value < 10 {
+            out.append(0x30 + UInt8(value))
+            return
+        }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        var rest = value
+        withUnsafeMutableBytes(of: &digits) { buffer in
+            while rest > 0 {
+                buffer[count] = 0x30 + UInt8(rest % 10)
+                rest /= 10
+                count += 1
+            }
+            for i in stride(from: count - 1, through: 0, by: -1) { out.append(buffer[i]) }
+        }
+    }
+}
