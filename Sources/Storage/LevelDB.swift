@@ -98,7 +98,8 @@ public final class LevelDB: Sendable {
 
     /// Stores `value` under `key`. With `sync` the write reaches the disk (fsync) before this returns
     /// (~100× slower); without it a machine crash (not a process crash) may lose the latest writes.
-    public func put(_ key: some Sequence<UInt8>, _ value: some Sequence<UInt8>, sync: Bool = false) throws(StorageError) {
+    public func put(_ key: some Sequence<UInt8>, _ value: some Sequence<UInt8>, sync: Bool = false) throws(StorageError)
+    {
         try handle.lock.withReadLock { () throws(StorageError) in
             let db = try openDB()
             var error: UnsafeMutablePointer<CChar>?
@@ -153,7 +154,11 @@ public final class LevelDB: Sendable {
             defer { leveldb_iter_destroy(iterator) }
             prefix.withUnsafeBufferPointer { p in
                 if !reverse {
-                    if p.isEmpty { leveldb_iter_seek_to_first(iterator) } else { leveldb_iter_seek(iterator, p.charPointer, p.count) }
+                    if p.isEmpty {
+                        leveldb_iter_seek_to_first(iterator)
+                    } else {
+                        leveldb_iter_seek(iterator, p.charPointer, p.count)
+                    }
                     return
                 }
                 // Start at the last key below the prefix's successor (none when the prefix is all 0xFF).
@@ -241,10 +246,13 @@ private final class Handle: @unchecked Sendable {
         leveldb_options_set_paranoid_checks(options, o.paranoidChecks ? 1 : 0)
         leveldb_options_set_write_buffer_size(options, max(o.writeBufferSize, 64 << 10))
         leveldb_options_set_max_open_files(options, Int32(clamping: max(o.maxOpenFiles, 10)))
-        leveldb_options_set_compression(options, Int32(o.compression ? leveldb_snappy_compression : leveldb_no_compression))
+        leveldb_options_set_compression(
+            options, Int32(o.compression ? leveldb_snappy_compression : leveldb_no_compression))
         cache = o.blockCacheBytes > 0 ? leveldb_cache_create_lru(o.blockCacheBytes) : nil
         if let cache { leveldb_options_set_cache(options, cache) }
-        filterPolicy = o.bloomFilterBitsPerKey > 0 ? leveldb_filterpolicy_create_bloom(Int32(clamping: o.bloomFilterBitsPerKey)) : nil
+        filterPolicy =
+            o.bloomFilterBitsPerKey > 0
+            ? leveldb_filterpolicy_create_bloom(Int32(clamping: o.bloomFilterBitsPerKey)) : nil
         if let filterPolicy { leveldb_options_set_filter_policy(options, filterPolicy) }
         readOptions = leveldb_readoptions_create()
         scanOptions = leveldb_readoptions_create()

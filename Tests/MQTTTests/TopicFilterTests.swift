@@ -104,7 +104,9 @@ import Testing
             _ = try TopicFilter("a/#/b")
             Issue.record("expected an error")
         } catch {
-            #expect(error.description == "invalid topic filter 'a/#/b': '#' must be the last level (e.g. 'a/b/#', not 'a/#/b')")
+            #expect(
+                error.description
+                    == "invalid topic filter 'a/#/b': '#' must be the last level (e.g. 'a/b/#', not 'a/#/b')")
         }
     }
 

@@ -128,10 +128,18 @@ private func entries(_ db: LevelDB, prefix: [UInt8] = [], reverse: Bool = false)
 
     @Test func prefixIterationIsOrderedAndBounded() throws {
         let db = try open()
-        let keys: [[UInt8]] = [[0x00], [0x01], [0x01, 0x00], [0x01, 0x02], [0x01, 0xFF], [0x01, 0xFF, 0xFF], [0x02], [0x02, 0x00]]
+        let keys: [[UInt8]] = [
+            [0x00], [0x01], [0x01, 0x00], [0x01, 0x02], [0x01, 0xFF], [0x01, 0xFF, 0xFF], [0x02], [0x02, 0x00],
+        ]
         for key in keys.shuffled() { try db.put(key, key) }
-        #expect(try entries(db, prefix: [0x01]) == [[0x01], [0x01, 0x00], [0x01, 0x02], [0x01, 0xFF], [0x01, 0xFF, 0xFF]])
-        #expect(try entries(db, prefix: [0x01], reverse: true) == [[0x01, 0xFF, 0xFF], [0x01, 0xFF], [0x01, 0x02], [0x01, 0x00], [0x01]])
+        #expect(
+            try entries(db, prefix: [0x01]) == [
+                [0x01], [0x01, 0x00], [0x01, 0x02], [0x01, 0xFF], [0x01, 0xFF, 0xFF],
+            ])
+        #expect(
+            try entries(db, prefix: [0x01], reverse: true) == [
+                [0x01, 0xFF, 0xFF], [0x01, 0xFF], [0x01, 0x02], [0x01, 0x00], [0x01],
+            ])
         #expect(try entries(db, prefix: [0x01, 0xFF]) == [[0x01, 0xFF], [0x01, 0xFF, 0xFF]])
         #expect(try entries(db, prefix: [0x01, 0xFF], reverse: true) == [[0x01, 0xFF, 0xFF], [0x01, 0xFF]])
         #expect(try entries(db, prefix: [0x03]).isEmpty)
@@ -148,7 +156,10 @@ private func entries(_ db: LevelDB, prefix: [UInt8] = [], reverse: Bool = false)
         let keys: [[UInt8]] = [[0xFE], [0xFE, 0xFF], [0xFF], [0xFF, 0x00], [0xFF, 0xFF], [0xFF, 0xFF, 0x01]]
         for key in keys { try db.put(key, []) }
         #expect(try entries(db, prefix: [0xFF]) == [[0xFF], [0xFF, 0x00], [0xFF, 0xFF], [0xFF, 0xFF, 0x01]])
-        #expect(try entries(db, prefix: [0xFF], reverse: true) == [[0xFF, 0xFF, 0x01], [0xFF, 0xFF], [0xFF, 0x00], [0xFF]])
+        #expect(
+            try entries(db, prefix: [0xFF], reverse: true) == [
+                [0xFF, 0xFF, 0x01], [0xFF, 0xFF], [0xFF, 0x00], [0xFF],
+            ])
         #expect(try entries(db, prefix: [0xFF, 0xFF], reverse: true) == [[0xFF, 0xFF, 0x01], [0xFF, 0xFF]])
         #expect(try entries(db, prefix: [0xFE], reverse: true) == [[0xFE, 0xFF], [0xFE]])
     }
@@ -209,7 +220,8 @@ private func entries(_ db: LevelDB, prefix: [UInt8] = [], reverse: Bool = false)
         } throws: { error in
             guard let error = error as? StorageError else { return false }
             return error.kind == .locked && error.path == directory.file("db")
-                && error.description == "data directory \(directory.file("db")) is locked by another devstatusd (LevelDB LOCK held)"
+                && error.description
+                    == "data directory \(directory.file("db")) is locked by another devstatusd (LevelDB LOCK held)"
         }
         first.close()
         first.close()  // idempotent
@@ -279,7 +291,8 @@ private func entries(_ db: LevelDB, prefix: [UInt8] = [], reverse: Bool = false)
             _ = try open()
         } throws: { error in
             guard let error = error as? StorageError else { return false }
-            return error.kind == .corrupt && error.description.hasPrefix("data directory \(directory.file("db")) is corrupt: Corruption")
+            return error.kind == .corrupt
+                && error.description.hasPrefix("data directory \(directory.file("db")) is corrupt: Corruption")
         }
     }
 
