@@ -1,0 +1,203 @@
+import Logging
+import MQTT
+import Storage
+
+/// Every device's status from the IBM-style status topics: applies SPEC §3's rules to batches of messages,
+/// persists each accepted change in LevelDB (one write batch per message batch: a group commit), and publishes
+/// the result to a `DeviceTable` that HTTP threads read without awaiting this actor.
+public actor StatusRegistry {
+    /// What became of each status message; the labels are `/metrics`' `outcome` values.
+    public struct Counters: Sendable, Equatable {
+        public var accepted = 0
+        public var unchanged = 0
+        public var deleted = 0
+        public var outOfOrder = 0
+        public var tieLost = 0
+        public var clientIDReused = 0
+        public var malformed = 0
+        public var storeErrors = 0
+
+        public init() {}
+
+        public var byOutcome: [(String, Int)] {
+            [
+                ("accepted", accepted), ("unchanged", unchanged), ("deleted", deleted),
+                ("out_of_order", outOfOrder), ("tie_lost", tieLost), ("client_id_reused", clientIDReused),
+                ("malformed", malformed),
+            ]
+        }
+    }
+
+    /// A status change, as watchers of the registry see it.
+    public struct Change: Sendable {
+        public let key: DeviceKey
+        /// The new record, nil when the status was deleted.
+        public let record: StatusRecord?
+    }
+
+    static let statusPrefix: [UInt8] = Array("s/".utf8)
+    static let organizationKey: [UInt8] = Array("m/org".utf8)
+
+    public nonisolated let table: DeviceTable
+    private let store: LevelDB
+    private let patterns: [StatusTopicPattern]
+    private let configuredOrganization: String
+    private var learnedOrganization = ""
+    private var logger: Logger
+    private var malformedLog: RateLimitedLog
+    public private(set) var counters = Counters()
+    private var changeObservers: [@Sendable ([Change]) -> Void] = []
+
+    /// - Parameters:
+    ///   - organization: `[status] org`; "" (the default) means learn it from the client ids of messages.
+    public init(store: LevelDB, table: DeviceTable, patterns: [StatusTopicPattern], organization: String, logger: Logger)
+    {
+        self.store = store
+        self.table = table
+        self.patterns = patterns
+        self.configuredOrganization = organization
+        self.logger = logger
+        self.malformedLog = RateLimitedLog(interval: .seconds(10))
+        table.setOrganization(organization)
+    }
+
+    /// Calls `observer` with every batch of accepted changes, after they are stored.
+    public func observeChanges(_ observer: @escaping @Sendable ([Change]) -> Void) {
+        changeObservers.append(observer)
+    }
+
+    /// Whether a topic is one of the configured status topics.
+    public nonisolated func isStatusTopic(_ topic: String) -> Bool {
+        patterns.contains { $0.filter.matches(topic) }
+    }
+
+    /// Loads every stored status into the table. Call once, before the HTTP port opens.
+    /// - Returns: the number of devices loaded.
+    @discardableResult
+    public func load() throws -> Int {
+        var loaded: [String: StatusRecord] = [:]
+        var skipped = 0
+        try store.forEach(prefix: Self.statusPrefix) { key, value in
+            let path = String(decoding: key.dropFirst(Self.statusPrefix.count), as: UTF8.self)
+            if let record = StatusRecord(encoded: Array(value)) {
+                loaded[path] = record
+            } else {
+                skipped += 1
+            }
+            return true
+        }
+        if skipped > 0 {
+            logger.warning("skipped unreadable stored statuses", metadata: ["count": "\(skipped)"])
+        }
+        if let stored = try store.get(Self.organizationKey) {
+            learnedOrganization = String(decoding: stored, as: UTF8.self)
+        }
+        if configuredOrganization.isEmpty { table.setOrganization(learnedOrganization) }
+        let count = loaded.count
+        table.replaceAll(loaded)
+        return count
+    }
+
+    /// Applies a batch of messages from the status topics, in order, and stores the result in one write.
+    /// Messages on other topics are ignored.
+    public func ingest(_ messages: [MQTTMessage]) {
+        var batch = WriteBatch()
+        var changes: [(path: String, record: StatusRecord?)] = []
+        // Several messages of one batch may concern the same device: judge each against the latest.
+        var pending: [String: StatusRecord?] = [:]
+        var organization = learnedOrganization
+        for message in messages {
+            guard let key = device(inTopic: message.topic) else { continue }
+            let path = key.path
+            let current: StatusRecord? = pending[path] ?? table.record(forPath: path)
+            if message.payload.isEmpty {
+                // An empty payload clears the retained status. Subscribers that are online when it is cleared get
+                // it with retain = 0 (MQTT 3.1.1 §3.3.1.3), so a live empty message deletes too.
+                counters.deleted += 1
+                guard current != nil else { continue }
+                pending[path] = .some(nil)
+                changes.append((path, nil))
+                batch.delete(Self.statusPrefix + Array(path.utf8))
+                continue
+            }
+            let parsed: MonPayload
+            do {
+                parsed = try MonPayload(parsing: message.payload)
+            } catch {
+                counters.malformed += 1
+                let suppressed = malformedLog.admit(now: .now)
+                if let suppressed {
+                    logger.warning(
+                        "dropped malformed status payload",
+                        metadata: [
+                            "topic": "\(message.topic)", "error": "\(error)",
+                            "suppressed": "\(suppressed)",
+                        ])
+                }
+                continue
+            }
+            let decision = StatusRules.decide(
+                stored: current.map { ($0.action, $0.time) }, incoming: parsed, retained: message.retain)
+            switch decision {
+            case .accept:
+                counters.accepted += 1
+                let record = StatusRecord(action: parsed.action, time: parsed.time, payload: message.payload)
+                pending[path] = .some(record)
+                changes.append((path, record))
+                batch.put(Self.statusPrefix + Array(path.utf8), record.encoded)
+                if configuredOrganization.isEmpty, let org = StatusRules.organization(ofClientID: parsed.clientID) {
+                    organization = org
+                }
+            case .unchanged: counters.unchanged += 1
+            case .delete: counters.deleted += 1
+            case .ignoreOutOfOrder: counters.outOfOrder += 1
+            case .ignoreTieLost: counters.tieLost += 1
+            case .ignoreClientIDReused: counters.clientIDReused += 1
+            }
+        }
+        if organization != learnedOrganization {
+            learnedOrganization = organization
+            batch.put(Self.organizationKey, Array(organization.utf8))
+            table.setOrganization(organization)
+        }
+        guard !changes.isEmpty else { return }
+        do {
+            try store.write(batch, sync: false)
+        } catch {
+            counters.storeErrors += 1
+            logger.error("could not persist status changes", metadata: ["error": "\(error)"])
+        }
+        table.apply(changes)
+        if !changeObservers.isEmpty {
+            let published = changes.map { Change(key: DeviceKey(path: $0.path)!, record: $0.record) }
+            for observer in changeObservers { observer(published) }
+        }
+    }
+
+    private func device(inTopic topic: String) -> DeviceKey? {
+        for pattern in patterns {
+            if let key = pattern.device(inTopic: topic) { return key }
+        }
+        return nil
+    }
+}
+
+/// Lets one log line through per interval and counts the ones it held back.
+struct RateLimitedLog {
+    let interval: Duration
+    private var lastAdmitted: ContinuousClock.Instant?
+    private var suppressed = 0
+
+    init(interval: Duration) { self.interval = interval }
+
+    /// Returns the number suppressed since the last admitted line when this one may be logged, else nil.
+    mutating func admit(now: ContinuousClock.Instant) -> Int? {
+        if let lastAdmitted, now - lastAdmitted < interval {
+            suppressed += 1
+            return nil
+        }
+        lastAdmitted = now
+        defer { suppressed = 0 }
+        return suppressed
+    }
+}

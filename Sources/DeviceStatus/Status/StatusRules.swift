@@ -1,0 +1,42 @@
+/// What to do with one status message, by SPEC §3's status-topic rules. Pure: no clock, no storage.
+public enum StatusDecision: Sendable, Equatable {
+    /// Store it: it is newer than what is stored (or nothing is).
+    case accept
+    /// The same action at the same `Time` as stored: a replay (e.g. the broker's retained copy after a restart).
+    case unchanged
+    /// An empty payload: the status was cleared.
+    case delete
+    /// Older than the stored status.
+    case ignoreOutOfOrder
+    /// A Connect at the same `Time` as a stored Disconnect: Disconnect wins ties.
+    case ignoreTieLost
+    /// A live Disconnect with CloseCode 288 (the client id was reused): the device is connected elsewhere.
+    case ignoreClientIDReused
+}
+
+public enum StatusRules {
+    /// The CloseCode IBM sends when a second connection with the same client id takes over.
+    public static let clientIDReusedCloseCode = 288
+
+    /// Judges `incoming` against what is stored for the device.
+    /// - Parameter retained: whether the broker delivered the message as retained (a replay of the last state).
+    public static func decide(
+        stored: (action: MonPayload.Action, time: Int64)?, incoming: MonPayload, retained: Bool
+    ) -> StatusDecision {
+        if incoming.action == .disconnect, incoming.closeCode == clientIDReusedCloseCode, !retained {
+            return .ignoreClientIDReused
+        }
+        guard let stored else { return .accept }
+        if incoming.time < stored.time { return .ignoreOutOfOrder }
+        if incoming.time > stored.time { return .accept }
+        if incoming.action == stored.action { return .unchanged }
+        return incoming.action == .disconnect ? .accept : .ignoreTieLost
+    }
+
+    /// The organisation part of an IBM client id `d:<org>:<type>:<id>` (also `g:` gateways and `a:` apps).
+    public static func organization(ofClientID clientID: String) -> String? {
+        let parts = clientID.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count >= 3, parts[0].count == 1, !parts[1].isEmpty else { return nil }
+        return String(parts[1])
+    }
+}

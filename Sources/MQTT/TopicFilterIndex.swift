@@ -1,0 +1,90 @@
+/// Many topic filters, each with a value, looked up by topic: a trie over topic levels, so a message costs a walk
+/// along its levels (plus the `+` and `#` branches) however many filters there are.
+///
+/// Matching follows MQTT 3.1.1 §4.7 like `TopicFilter.matches`: `+` is one level, `#` this level and all below
+/// (including the parent), and filters starting with a wildcard don't match `$`-topics.
+public struct TopicFilterIndex<Value: Sendable>: Sendable {
+    private final class Node: @unchecked Sendable {
+        var children: [Substring: Node] = [:]
+        var plus: Node?
+        /// Values of filters ending in `#` at this node.
+        var hashValues: [Value] = []
+        /// Values of filters ending exactly here.
+        var values: [Value] = []
+    }
+
+    private var root = Node()
+    public private(set) var count = 0
+
+    public init() {}
+
+    /// Adds `value` under `filter`. Several values may share a filter.
+    public mutating func insert(_ filter: TopicFilter, _ value: Value) {
+        if !isKnownUniquelyReferenced(&root) { root = copy(root) }
+        var node = root
+        let levels = filter.text.split(separator: "/", omittingEmptySubsequences: false)
+        for level in levels {
+            if level == "#" {
+                node.hashValues.append(value)
+                count += 1
+                return
+            }
+            if level == "+" {
+                if node.plus == nil { node.plus = Node() }
+                node = node.plus!
+            } else {
+                if let child = node.children[level] {
+                    node = child
+                } else {
+                    let child = Node()
+                    node.children[level] = child
+                    node = child
+                }
+            }
+        }
+        node.values.append(value)
+        count += 1
+    }
+
+    /// Calls `body` with every value whose filter matches `topic`.
+    public func forEachMatch(_ topic: String, _ body: (Value) -> Void) {
+        let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
+        let isSystemTopic = topic.hasPrefix("$")
+        Self.walk(root, levels[...], isFirstLevel: true, isSystemTopic: isSystemTopic, body)
+    }
+
+    /// The values whose filters match `topic`.
+    public func matches(_ topic: String) -> [Value] {
+        var result: [Value] = []
+        forEachMatch(topic) { result.append($0) }
+        return result
+    }
+
+    private static func walk(
+        _ node: Node, _ levels: ArraySlice<Substring>, isFirstLevel: Bool, isSystemTopic: Bool, _ body: (Value) -> Void
+    ) {
+        let wildcardsAllowed = !(isFirstLevel && isSystemTopic)
+        // '#' matches the parent level and everything below.
+        if wildcardsAllowed { for value in node.hashValues { body(value) } }
+        guard let level = levels.first else {
+            for value in node.values { body(value) }
+            return
+        }
+        let rest = levels.dropFirst()
+        if let child = node.children[level] {
+            walk(child, rest, isFirstLevel: false, isSystemTopic: isSystemTopic, body)
+        }
+        if wildcardsAllowed, let plus = node.plus {
+            walk(plus, rest, isFirstLevel: false, isSystemTopic: isSystemTopic, body)
+        }
+    }
+
+    private func copy(_ node: Node) -> Node {
+        let result = Node()
+        result.values = node.values
+        result.hashValues = node.hashValues
+        result.plus = node.plus.map(copy)
+        for (key, child) in node.children { result.children[key] = copy(child) }
+        return result
+    }
+}

@@ -1,0 +1,42 @@
+import MQTT
+import Testing
+
+@Suite struct TopicFilterIndexTests {
+    @Test func findsEveryFilterThatMatchesATopic() throws {
+        var index = TopicFilterIndex<Int>()
+        let filters = ["home/esp04/sensors/#", "home/+/sensors/temp", "home/esp04", "#", "+/+", "$SYS/#", "home/esp04/#"]
+        for (number, filter) in filters.enumerated() { index.insert(try TopicFilter(filter), number) }
+        #expect(Set(index.matches("home/esp04/sensors/temp")) == [0, 1, 3, 6])
+        #expect(Set(index.matches("home/esp04/sensors")) == [0, 3, 6])
+        #expect(Set(index.matches("home/esp04")) == [2, 3, 4, 6])
+        #expect(Set(index.matches("$SYS/broker/uptime")) == [5])
+    }
+
+    @Test func doesNotMatchALookalikePrefix() throws {
+        var index = TopicFilterIndex<String>()
+        index.insert(try TopicFilter("home/esp04/sensors/#"), "esp04")
+        #expect(index.matches("home/esp04/sensorsXYZ").isEmpty)
+        #expect(index.matches("home/esp04/sensors/a/b") == ["esp04"])
+    }
+
+    /// The index must agree with `TopicFilter.matches`, the reference, on every pair.
+    @Test func agreesWithTheSingleFilterMatcher() throws {
+        let levels = ["a", "b", "", "$SYS", "+", "#"]
+        var generator = SystemRandomNumberGenerator()
+        var filters: [TopicFilter] = []
+        while filters.count < 300 {
+            let depth = Int.random(in: 1...4, using: &generator)
+            let text = (0..<depth).map { _ in levels.randomElement(using: &generator)! }.joined(separator: "/")
+            if let filter = try? TopicFilter(text) { filters.append(filter) }
+        }
+        var index = TopicFilterIndex<Int>()
+        for (number, filter) in filters.enumerated() { index.insert(filter, number) }
+        let topicLevels = ["a", "b", "", "$SYS", "c"]
+        for _ in 0..<500 {
+            let depth = Int.random(in: 1...5, using: &generator)
+            let topic = (0..<depth).map { _ in topicLevels.randomElement(using: &generator)! }.joined(separator: "/")
+            let expected = Set(filters.indices.filter { filters[$0].matches(topic) })
+            #expect(Set(index.matches(topic)) == expected, "topic \(topic)")
+        }
+    }
+}
