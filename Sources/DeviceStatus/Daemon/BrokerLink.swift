@@ -2,11 +2,12 @@ import Logging
 import MQTT
 import Synchronization
 
-/// Everything between the broker and the registry: the client's settings and subscriptions, the ingestion loop,
-/// `B/daemon` online/offline, and the marker that tells when the retained replay is through.
+/// Everything between the broker and the daemon's components: the client's settings, the union of the
+/// components' subscriptions, the ingestion loop, `B/daemon` online/offline, and the marker that tells when the
+/// retained replay is through.
 struct BrokerLink: Sendable {
     let config: DaemonConfig
-    let registry: StatusRegistry
+    let components: [any BrokerComponent]
     let readiness: Readiness
     let logger: Logger
 
@@ -28,12 +29,26 @@ struct BrokerLink: Sendable {
         settings.keyFile = mqtt.keyfile.isEmpty ? nil : mqtt.keyfile
         settings.will = MQTTWill(topic: daemonTopic, payload: Array("offline".utf8), qos: 1, retain: true)
         let client = try MQTTClient(configuration: settings, logger: logger)
-        // Status topics at QoS 0: a default mosquitto queues at most 1000 messages per QoS 1 subscriber and drops
-        // the rest of a big retained replay, while QoS 0 ones are written straight to a reader that keeps up.
-        var subscriptions = config.status.topics.map { (filter: $0.text, qos: UInt8(0)) }
-        subscriptions.append((filter: syncTopic, qos: 1))
         try client.setSubscriptions(subscriptions)
         return client
+    }
+
+    /// The components' filters, each once at the highest QoS asked for, in the order first asked; the marker last.
+    var subscriptions: [(filter: String, qos: UInt8)] {
+        var order: [String] = []
+        var qos: [String: UInt8] = [:]
+        for component in components {
+            for subscription in component.subscriptions {
+                let text = subscription.filter.text
+                if let existing = qos[text] {
+                    qos[text] = max(existing, subscription.qos)
+                } else {
+                    order.append(text)
+                    qos[text] = subscription.qos
+                }
+            }
+        }
+        return order.map { ($0, qos[$0]!) } + [(syncTopic, 1)]
     }
 
     struct Tasks {
@@ -45,21 +60,17 @@ struct BrokerLink: Sendable {
         let marker = SyncMarker()
         let ingest = Task {
             for await batch in client.messageBatches {
-                var statusMessages: [MQTTMessage] = []
-                statusMessages.reserveCapacity(batch.count)
                 var markerSeen = false
-                for message in batch {
-                    if message.topic == syncTopic {
-                        let text = String(decoding: message.payload, as: UTF8.self)
-                        if marker.current == text { markerSeen = true }
-                    } else {
-                        statusMessages.append(message)
-                    }
+                var messages = batch
+                if let index = messages.firstIndex(where: { $0.topic == syncTopic }) {
+                    let text = String(decoding: messages[index].payload, as: UTF8.self)
+                    markerSeen = marker.current == text
+                    messages.removeAll { $0.topic == syncTopic }
                 }
-                await registry.ingest(statusMessages)
+                for component in components { await component.consume(messages) }
                 if markerSeen, !readiness.replayFinished {
                     readiness.replayDidFinish()
-                    logger.info("retained status replay received", metadata: ["devices": "\(registry.table.count)"])
+                    logger.info("retained replay received; ready")
                 }
             }
         }
@@ -78,6 +89,7 @@ struct BrokerLink: Sendable {
                             try? await Task.sleep(for: .seconds(2))
                         }
                     }
+                    for component in components { await component.brokerConnected(client) }
                 case .disconnected(let reason):
                     readiness.mqtt(connected: false)
                     logger.debug("broker connection lost", metadata: ["reason": "\(reason)"])
@@ -90,16 +102,9 @@ struct BrokerLink: Sendable {
     /// Publishes `B/daemon offline` (the Last Will is not sent on a clean disconnect), then disconnects.
     func stop(client: MQTTClient, tasks: Tasks) async {
         if client.isConnected {
-            let offline = Task {
-                try await client.publish(topic: daemonTopic, payload: Array("offline".utf8), qos: 1, retain: true)
-            }
-            // Don't let a broker that has gone quiet hold up the stop.
-            let timeout = Task {
-                try await Task.sleep(for: .seconds(1))
-                offline.cancel()
-            }
-            _ = await offline.result
-            timeout.cancel()
+            // Bounded: a broker that has gone quiet must not hold up the stop.
+            try? await client.publish(
+                topic: daemonTopic, payload: Array("offline".utf8), qos: 1, retain: true, timeout: .seconds(1))
         }
         await client.stop()
         tasks.events.cancel()

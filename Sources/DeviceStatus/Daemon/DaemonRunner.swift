@@ -36,8 +36,10 @@ public final class DaemonRunner: Sendable {
         let table = DeviceTable()
         let readiness = Readiness()
         let patterns = config.status.topics.compactMap { try? StatusTopicPattern($0) }
+        let events = DeviceEvents()
         let registry = StatusRegistry(
-            store: store, table: table, patterns: patterns, organization: config.status.org, logger: logger)
+            store: store, table: table, patterns: patterns, organization: config.status.org, events: events,
+            logger: logger)
         do {
             let started = ContinuousClock.now
             let count = try await registry.load()
@@ -59,7 +61,7 @@ public final class DaemonRunner: Sendable {
         }
         _ = boundPort
 
-        let link = BrokerLink(config: config, registry: registry, readiness: readiness, logger: logger)
+        let link = BrokerLink(config: config, components: [registry], readiness: readiness, logger: logger)
         let client: MQTTClient
         do {
             client = try link.makeClient()

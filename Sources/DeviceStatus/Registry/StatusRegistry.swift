@@ -28,30 +28,27 @@ public actor StatusRegistry {
         }
     }
 
-    /// A status change, as watchers of the registry see it.
-    public struct Change: Sendable {
-        public let key: DeviceKey
-        /// The new record, nil when the status was deleted.
-        public let record: StatusRecord?
-    }
-
     static let statusPrefix: [UInt8] = Array("s/".utf8)
     static let organizationKey: [UInt8] = Array("m/org".utf8)
 
     public nonisolated let table: DeviceTable
     private let store: LevelDB
-    private let patterns: [StatusTopicPattern]
+    let patterns: [StatusTopicPattern]
     private let configuredOrganization: String
     private var learnedOrganization = ""
     private var logger: Logger
     private var malformedLog: RateLimitedLog
     public private(set) var counters = Counters()
-    private var changeObservers: [@Sendable ([Change]) -> Void] = []
+    private let events: DeviceEvents?
 
     /// - Parameters:
     ///   - organization: `[status] org`; "" (the default) means learn it from the client ids of messages.
-    public init(store: LevelDB, table: DeviceTable, patterns: [StatusTopicPattern], organization: String, logger: Logger)
-    {
+    ///   - events: where status transitions are announced (Connect → online, Disconnect → offline, cleared → unknown).
+    public init(
+        store: LevelDB, table: DeviceTable, patterns: [StatusTopicPattern], organization: String,
+        events: DeviceEvents? = nil, logger: Logger
+    ) {
+        self.events = events
         self.store = store
         self.table = table
         self.patterns = patterns
@@ -59,11 +56,6 @@ public actor StatusRegistry {
         self.logger = logger
         self.malformedLog = RateLimitedLog(interval: .seconds(10))
         table.setOrganization(organization)
-    }
-
-    /// Calls `observer` with every batch of accepted changes, after they are stored.
-    public func observeChanges(_ observer: @escaping @Sendable ([Change]) -> Void) {
-        changeObservers.append(observer)
     }
 
     /// Whether a topic is one of the configured status topics.
@@ -103,6 +95,7 @@ public actor StatusRegistry {
     public func ingest(_ messages: [MQTTMessage]) {
         var batch = WriteBatch()
         var changes: [(path: String, record: StatusRecord?)] = []
+        var transitions: [(path: String, from: DeviceState, to: DeviceState, reason: String?)] = []
         // Several messages of one batch may concern the same device: judge each against the latest.
         var pending: [String: StatusRecord?] = [:]
         var organization = learnedOrganization
@@ -117,6 +110,7 @@ public actor StatusRegistry {
                 guard current != nil else { continue }
                 pending[path] = .some(nil)
                 changes.append((path, nil))
+                transitions.append((path, Self.state(of: current), .unknown, "status cleared"))
                 batch.delete(Self.statusPrefix + Array(path.utf8))
                 continue
             }
@@ -144,6 +138,9 @@ public actor StatusRegistry {
                 let record = StatusRecord(action: parsed.action, time: parsed.time, payload: message.payload)
                 pending[path] = .some(record)
                 changes.append((path, record))
+                if current?.action != parsed.action {
+                    transitions.append((path, Self.state(of: current), Self.state(of: record), parsed.action == .connect ? "Connect" : "Disconnect"))
+                }
                 batch.put(Self.statusPrefix + Array(path.utf8), record.encoded)
                 if configuredOrganization.isEmpty, let org = StatusRules.organization(ofClientID: parsed.clientID) {
                     organization = org
@@ -168,9 +165,24 @@ public actor StatusRegistry {
             logger.error("could not persist status changes", metadata: ["error": "\(error)"])
         }
         table.apply(changes)
-        if !changeObservers.isEmpty {
-            let published = changes.map { Change(key: DeviceKey(path: $0.path)!, record: $0.record) }
-            for observer in changeObservers { observer(published) }
+        if let events, !transitions.isEmpty {
+            let now = wallClockNanoseconds()
+            for transition in transitions {
+                guard let key = DeviceKey(path: transition.path) else { continue }
+                events.emit(
+                    DeviceEvent(
+                        key: key, kind: .transition(from: transition.from, to: transition.to), source: "status",
+                        reason: transition.reason, time: now))
+            }
+        }
+    }
+
+    /// What a status record says of the device.
+    static func state(of record: StatusRecord?) -> DeviceState {
+        switch record?.action {
+        case .connect: .online
+        case .disconnect: .offline
+        case nil: .unknown
         }
     }
 

@@ -1,0 +1,27 @@
+import MQTT
+
+/// A part of the daemon that listens to the broker: the status registry, the watchdog, state restoration,
+/// operation delivery. `BrokerLink` subscribes to the union of their filters (and nothing else) and hands every
+/// message batch to each, in order.
+public protocol BrokerComponent: Sendable {
+    /// The filters this component needs, with their QoS; subscribed again on every reconnect.
+    var subscriptions: [(filter: TopicFilter, qos: UInt8)] { get }
+    /// One batch of messages, in arrival order. Ignore what is not yours; don't block for long.
+    func consume(_ messages: [MQTTMessage]) async
+    /// Called after every (re)connect, once the subscriptions are requested.
+    func brokerConnected(_ client: MQTTClient) async
+}
+
+extension BrokerComponent {
+    public func brokerConnected(_ client: MQTTClient) async {}
+}
+
+extension StatusRegistry: BrokerComponent {
+    /// Status topics at QoS 0: a default mosquitto queues at most 1000 messages per QoS 1 subscriber and drops
+    /// the rest of a big retained replay, while QoS 0 ones are written straight to a reader that keeps up.
+    public nonisolated var subscriptions: [(filter: TopicFilter, qos: UInt8)] {
+        patterns.map { ($0.filter, 0) }
+    }
+
+    public func consume(_ messages: [MQTTMessage]) async { ingest(messages) }
+}
