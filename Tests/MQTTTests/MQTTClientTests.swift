@@ -177,6 +177,20 @@ import TestSupport
         #expect(seen.contains { if case .disconnected = $0 { true } else { false } })
     }
 
+    @Test func stopReturnsPromptlyWhileTheBrokerIsDown() async throws {
+        let broker = try await MosquittoBroker()
+        defer { broker.kill() }
+        let client = try await connectedClient(broker)
+        await broker.stop()
+        #expect(await eventually { !client.isConnected })
+        // Let the backoff grow past its first steps, so the network thread sleeps between attempts.
+        try await Task.sleep(for: .seconds(3))
+        let start = ContinuousClock.now
+        await client.stop()
+        let elapsed = ContinuousClock.now - start
+        #expect(elapsed < .seconds(2), "stop took \(elapsed)")
+    }
+
     @Test func lastWillIsPublishedWhenTheConnectionDiesButNotOnCleanStop() async throws {
         let broker = try await MosquittoBroker()
         let observer = try await connectedClient(broker)
