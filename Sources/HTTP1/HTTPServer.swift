@@ -181,6 +181,23 @@ public final class HTTPServer: Sendable {
         logger.info("HTTP server stopped")
     }
 
+    /// `shutdown(gracePeriod:)` without blocking a thread of the Swift concurrency pool: the waiting
+    /// happens on a thread of its own, so deferred responses that need the pool can still finish.
+    public func gracefulShutdown(gracePeriod: Duration = .seconds(5)) async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let started = spawnThread(name: "http-shutdown") {
+                self.shutdown(gracePeriod: gracePeriod)
+                continuation.resume()
+            }
+            if started == nil {
+                shutdown(gracePeriod: gracePeriod)
+                continuation.resume()
+            } else if let started {
+                pthread_detach(started)
+            }
+        }
+    }
+
     private func stop(_ loops: [Loop], deadline: ContinuousClock.Instant) {
         for loop in loops { loop.mailbox.post(.shutdown(deadline: deadline)) }
         for loop in loops { pthread_join(loop.thread, nil) }

@@ -5,7 +5,8 @@ struct ClientError: Error, CustomStringConvertible {
 }
 
 /// A blocking TCP client on 127.0.0.1 for driving the server with exact bytes.
-final class RawClient {
+/// `@unchecked Sendable`: each test uses a client from one task at a time.
+final class RawClient: @unchecked Sendable {
     let fd: Int32
     private(set) var received: [UInt8] = []
     private(set) var sawEOF = false
@@ -95,4 +96,7 @@ final class RawClient {
     }
 
     func clear() { received = [] }
+
+    /// Sends FIN both ways now (the descriptor itself is closed on deinit).
+    func close() { shutdown(fd, Int32(SHUT_RDWR)) }
 }

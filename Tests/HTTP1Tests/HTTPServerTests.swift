@@ -1,0 +1,187 @@
+import Glibc
+import Logging
+import Synchronization
+import Testing
+
+@testable import HTTP1
+
+/// What only a real server over real sockets can show.
+@Suite(.serialized) struct HTTPServerTests {
+    @Test func servesAFreshClientPromptlyWhile200SlowDripConnectionsAreOpen() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        var drips: [RawClient] = []
+        for _ in 0..<200 {
+            let client = try server.client()
+            try client.send("GET /hello HTTP/1.1\r\nHo")
+            drips.append(client)
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        for client in drips { client.trySend("s") }
+
+        let started = ContinuousClock.now
+        let fresh = try server.client()
+        try fresh.send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n")
+        let response = try fresh.response()
+        let elapsed = ContinuousClock.now - started
+        #expect(response.text == "hello")
+        #expect(elapsed < .milliseconds(250), "fresh client waited \(elapsed)")
+
+        // Every drip is cut off within the head timeout (600 ms from its first byte) plus a sweep.
+        for client in drips {
+            #expect(try client.closedByServer(within: .seconds(2)))
+            #expect(try client.response().status == 408)
+        }
+    }
+
+    @Test func refusesConnectionsOverTheCapWith503() throws {
+        var configuration = testConfiguration
+        configuration.maxConnections = 2
+        configuration.threads = 1
+        let server = try TestServer(configuration)
+        defer { server.stop() }
+        let first = try server.client()
+        let second = try server.client()
+        try first.send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n")
+        try second.send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(try first.response().status == 200)
+        #expect(try second.response().status == 200)
+
+        let third = try server.client()
+        let refused = try third.response()
+        #expect(refused.status == 503)
+        #expect(refused.closes)
+        #expect(try third.closedByServer())
+        #expect(server.statuses.all.contains(503))
+
+        // Closing one frees a slot.
+        _ = consume first
+        try eventually {
+            let fourth = try server.client()
+            try fourth.send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n")
+            return try fourth.response().status == 200
+        }
+    }
+
+    @Test func answersDeferredResponsesInPipelineOrder() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let client = try server.client()
+        try client.send("GET /slow/200 HTTP/1.1\r\nHost: h\r\n\r\nGET /n/2 HTTP/1.1\r\nHost: h\r\n\r\nGET /slow/0 HTTP/1.1\r\nHost: h\r\n\r\n")
+        let responses = try client.responses(3)
+        #expect(responses.map(\.text) == ["slept 200", #"{"n":2}"#, "slept 0"])
+    }
+
+    @Test func reportsAPortInUseAsAddressInUse() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        var configuration = testConfiguration
+        configuration.port = server.port
+        let second = HTTPServer(configuration: configuration, responder: makeTestRouter(), logger: Logger(label: "t"))
+        #expect(throws: HTTPServerError.addressInUse) { try second.start() }
+        do {
+            try second.start()
+        } catch {
+            #expect(error.description.contains("127.0.0.1:\(server.port)"))
+            #expect(error.description.contains("in use"))
+        }
+    }
+
+    @Test func reportsAnAddressThatIsNotHereAsInvalid() {
+        var configuration = testConfiguration
+        configuration.bind = "192.0.2.1"  // TEST-NET-1: not an address of this machine
+        let server = HTTPServer(configuration: configuration, responder: makeTestRouter(), logger: Logger(label: "t"))
+        #expect(throws: HTTPServerError.invalidAddress) { try server.start() }
+        configuration.bind = "not an address"
+        let named = HTTPServer(configuration: configuration, responder: makeTestRouter(), logger: Logger(label: "t"))
+        #expect(throws: HTTPServerError.invalidAddress) { try named.start() }
+    }
+
+    @Test func sharesOnePortBetweenAllLoopThreads() throws {
+        var configuration = testConfiguration
+        configuration.threads = 4
+        let server = try TestServer(configuration)
+        defer { server.stop() }
+        #expect(server.port > 0)
+        #expect(server.server.port == server.port)
+        for _ in 0..<40 {
+            let client = try server.client()
+            try client.send("GET /hello HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+            #expect(try client.response().text == "hello")
+        }
+    }
+
+    @Test func survivesClientsThatVanishMidResponse() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        for _ in 0..<20 {
+            let client = try server.client()
+            try client.send(String(repeating: "GET /big/2000000 HTTP/1.1\r\nHost: h\r\n\r\n", count: 4))
+            try client.readSome(timeout: .milliseconds(5))
+            // Unread data at close: the kernel resets the connection under the server's writes.
+        }
+        let client = try server.client()
+        try client.send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(try client.response().text == "hello")
+    }
+
+    @Test func reportsEveryResponseIncludingItsOwnRefusals() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let client = try server.client()
+        try client.send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\nGET /nope HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        #expect(try client.responses(3).count == 3)
+        try eventually { server.statuses.all == [200, 404, 400] }
+    }
+
+    @Test func finishesInFlightRequestsOnShutdown() async throws {
+        let server = try TestServer()
+        let client = try server.client()
+        try client.send("GET /slow/300 HTTP/1.1\r\nHost: h\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(50))
+        let stopped = Task.detached { await server.server.gracefulShutdown(gracePeriod: .seconds(3)) }
+        try await Task.sleep(for: .milliseconds(50))
+        // Blocking reads below: the sleeping handler task must not need this thread.
+        let response = try await Task.detached { try client.response() }.value
+        #expect(response.text == "slept 300")
+        #expect(response.closes)
+        #expect(try client.closedByServer())
+        client.close()
+        await stopped.value
+        #expect(throws: (any Error).self) { try server.client() }
+    }
+
+    @Test func streamsEventsUntilTheStreamFinishes() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let client = try server.client()
+        try client.send("GET /events HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(try client.closedByServer())
+        let text = String(decoding: client.received, as: UTF8.self)
+        #expect(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect(text.contains("Content-Type: text/event-stream\r\n"))
+        #expect(text.hasSuffix("\r\n\r\n: hi\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\n"))
+    }
+
+    @Test func tellsTheResponderThePeerIsLoopback() throws {
+        var router = Router()
+        router.get("peer") { request, _ in
+            .response(.text(.ok, "\(request.peer?.isLoopback == true) \(request.peer?.host ?? "none")"))
+        }
+        let server = try TestServer(router: router)
+        defer { server.stop() }
+        let client = try server.client()
+        try client.send("GET /peer HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(try client.response().text == "true 127.0.0.1")
+    }
+}
+
+/// Retries `condition` for up to two seconds.
+func eventually(_ condition: () throws -> Bool, sourceLocation: SourceLocation = #_sourceLocation) throws {
+    let deadline = ContinuousClock.now + .seconds(2)
+    while ContinuousClock.now < deadline {
+        if try condition() { return }
+        usleep(20_000)
+    }
+    Issue.record("condition never became true", sourceLocation: sourceLocation)
+}
