@@ -25,12 +25,12 @@ final class RawClient: @unchecked Sendable {
         }
         guard result == 0 else {
             let error = errno
-            close(fd)
+            Glibc.close(fd)
             throw ClientError(description: "connect to \(port): \(String(cString: strerror(error)))")
         }
     }
 
-    deinit { close(fd) }
+    deinit { Glibc.close(fd) }
 
     func send(_ text: String) throws { try send(Array(text.utf8)) }
 
