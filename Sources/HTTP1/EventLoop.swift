@@ -267,9 +267,9 @@ final class EventLoop: @unchecked Sendable {
         let count = connection.machine.withPendingOutput { bytes in
             send(connection.fd, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
         }
-        if count >= 0 {
+        if count > 0 {
             connection.machine.wrote(count, now: now)
-        } else if errno == EAGAIN || errno == EWOULDBLOCK {
+        } else if count == 0 || errno == EAGAIN || errno == EWOULDBLOCK {
             connection.machine.writeBlocked(now: now)
         } else if errno != EINTR {
             connection.machine.connectionFailed()
