@@ -16,7 +16,8 @@ BIN=.build-fuzz/http-parser-fuzz
 
 mkdir -p .build-fuzz fuzz-corpus/http
 # Only the pure parser sources: they import nothing but the standard library.
-swiftc -O -sanitize=fuzzer,address -parse-as-library -swift-version 6 -module-name HTTPParserFuzz \
+# lld (shipped with the toolchain) links the sanitizer runtimes without gold's export warnings.
+swiftc -O -sanitize=fuzzer,address -use-ld=lld -parse-as-library -swift-version 6 -module-name HTTPParserFuzz \
     Fuzz/HTTPParserFuzz.swift \
     Sources/HTTP1/HTTPTypes.swift Sources/HTTP1/HTTPRequest.swift Sources/HTTP1/HTTPResponse.swift \
     Sources/HTTP1/RequestTarget.swift Sources/HTTP1/RequestParser.swift \
