@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= config.toml.example
 PREFIX ?= /usr/local
 
-.PHONY: all deps bench-deps build release run test bench fuzz install clean
+.PHONY: all deps bench-deps build release run test bench fuzz install check-unit clean
 
 all: build
 
@@ -35,7 +35,7 @@ release: deps
 run: release
 	scripts/run-local.sh $(CONFIG)
 
-test: deps
+test: deps check-unit
 	swift test
 
 bench: bench-deps release
@@ -43,6 +43,38 @@ bench: bench-deps release
 
 fuzz: deps
 	Fuzz/run.sh
+
+# The service: binary, systemd unit, man page, and /etc/devstatusd/config.toml from the example (an existing
+# one is never overwritten). DESTDIR stages it elsewhere; SYSTEMD_UNIT_DIR=/lib/systemd/system for packages.
+UNIT := packaging/devstatusd.service
+SYSTEMD_UNIT_DIR ?= /etc/systemd/system
+MAN_DIR ?= $(PREFIX)/share/man/man8
+
+install: release
+	install -D -m 0755 "$$(swift build -c release --show-bin-path)/devstatusd" "$(DESTDIR)$(PREFIX)/bin/devstatusd"
+	install -d -m 0755 "$(DESTDIR)$(SYSTEMD_UNIT_DIR)" "$(DESTDIR)/etc/devstatusd" "$(DESTDIR)$(MAN_DIR)"
+	sed 's#/usr/local/bin/devstatusd#$(PREFIX)/bin/devstatusd#' $(UNIT) > "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/devstatusd.service"
+	chmod 0644 "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/devstatusd.service"
+	install -m 0644 docs/devstatusd.8 "$(DESTDIR)$(MAN_DIR)/devstatusd.8"
+	@if [ -e "$(DESTDIR)/etc/devstatusd/config.toml" ]; then \
+	  echo "kept the existing $(DESTDIR)/etc/devstatusd/config.toml (the new example is config.toml.example)"; \
+	else \
+	  install -m 0644 config.toml.example "$(DESTDIR)/etc/devstatusd/config.toml"; \
+	fi
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; start it with: systemctl enable --now devstatusd"
+
+# systemd-analyze verify, and security --offline=yes at most 2.5 "exposure" (its --threshold counts tenths).
+# ExecStart is pointed at an existing binary so that verify does not need an installed devstatusd.
+UNIT_MAX_EXPOSURE := 25
+check-unit:
+	@if ! command -v systemd-analyze >/dev/null; then echo "check-unit: systemd-analyze not found: unit not checked"; exit 0; fi; \
+	set -eo pipefail; dir=$$(mktemp -d); trap 'rm -rf "$$dir"' EXIT; \
+	sed "s#^ExecStart=/usr/local/bin/devstatusd#ExecStart=$$(command -v true)#" $(UNIT) > "$$dir/devstatusd.service"; \
+	systemd-analyze verify --man=no "$$dir/devstatusd.service"; \
+	systemd-analyze security --offline=yes --threshold=$(UNIT_MAX_EXPOSURE) "$$dir/devstatusd.service" | tail -n 1; \
+	if command -v groff >/dev/null; then groff -man -Tutf8 -ww -z docs/devstatusd.8; fi; \
+	echo "check-unit: $(UNIT) verified; docs/devstatusd.8 formats cleanly"
 
 clean:
 	rm -rf .build .build-*

@@ -34,6 +34,27 @@ struct DevStatusCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { DaemonLogHandler(label: $0, level: level, journal: journal) }
         let logger = Logger(label: "devstatusd")
 
+        let settings = try resolveSettings()
+        let daemon = DaemonRunner(config: settings, logger: logger)
+        let systemd = SystemdNotifier.fromEnvironment().map {
+            SystemdService(notifier: $0, health: daemon.health, logger: logger)
+        }
+        systemd?.start()
+        let command = self
+        let reloader = ConfigReloader(daemon: daemon, systemd: systemd, logger: logger) { try command.resolveSettings() }
+        let signals = SignalHandlers()
+        signals.onTerminate { daemon.requestShutdown() }
+        signals.onReload { Task { await reloader.reload() } }
+        do {
+            try await daemon.run()
+        } catch {
+            throw CLIFailure(code: error.exitCode, message: error.description)
+        }
+    }
+
+    /// The configuration file (SPEC §1), then the command-line overrides, then `$STATE_DIRECTORY`: at start
+    /// and again on every SIGHUP.
+    func resolveSettings() throws -> DaemonConfig {
         var settings = try loadConfig(config)
         var overrideErrors: [String] = []
         if let port {
@@ -53,16 +74,7 @@ struct DevStatusCommand: AsyncParsableCommand {
             // systemd's StateDirectory= may list several, colon-separated; the first is ours.
             settings.storage.dataDir = String(stateDirectory.split(separator: ":").first ?? "")
         }
-
-        let daemon = DaemonRunner(config: settings, logger: logger)
-        let signals = SignalHandlers()
-        signals.onTerminate { daemon.requestShutdown() }
-        signals.onReload { logger.notice("SIGHUP received: configuration reload is not supported yet; ignoring") }
-        do {
-            try await daemon.run()
-        } catch {
-            throw CLIFailure(code: error.exitCode, message: error.description)
-        }
+        return settings
     }
 }
 

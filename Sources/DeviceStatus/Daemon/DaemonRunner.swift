@@ -21,10 +21,16 @@ public final class DaemonRunner: Sendable {
     private let config: DaemonConfig
     private let logger: Logger
     private let shutdown = ShutdownSignal()
+    /// What `/metrics` reports; parts of the daemon report into it.
+    public let metrics = DaemonMetrics()
+    /// Phase, status line and liveness probe for the service manager (sd_notify in `devstatusd`).
+    public let health = ServiceHealth()
+    private let live: Mutex<LiveState>
 
     public init(config: DaemonConfig, logger: Logger) {
         self.config = config
         self.logger = logger
+        self.live = Mutex(LiveState(config: config))
     }
 
     /// Asks a running `run()` to stop gracefully. Safe from any thread, any number of times.
@@ -39,7 +45,7 @@ public final class DaemonRunner: Sendable {
         let events = DeviceEvents()
         let registry = StatusRegistry(
             store: store, table: table, patterns: patterns, organization: config.status.org, events: events,
-            logger: logger)
+            logger: logger, onStoreWrite: { [metrics] in metrics.recordStoreWrite($0) })
         do {
             let started = ContinuousClock.now
             let count = try await registry.load()
@@ -49,9 +55,16 @@ public final class DaemonRunner: Sendable {
             throw DaemonFailure(kind: .dataDirectory, description: "data directory \(config.storage.dataDir): \(error)")
         }
         readiness.storeDidLoad()
+        live.withLock { $0.registry = registry }
+        health.attach(registry: registry, readiness: readiness, devices: { table.statusTopicCountsByState() })
+        metrics.sample(registry: registry)
 
         let api = StatusAPI(table: table, readiness: readiness)
-        let server = HTTPServer(configuration: config.http.serverConfiguration, responder: api.router, logger: logger)
+        var router = api.router
+        router.addMetricsRoute(metrics)
+        let server = HTTPServer(
+            configuration: config.http.serverConfiguration, responder: router, logger: logger,
+            onResponse: { [metrics] in metrics.record($0) })
         let boundPort: Int
         do {
             boundPort = try server.start()
@@ -72,11 +85,69 @@ public final class DaemonRunner: Sendable {
         client.start()
         let tasks = link.startTasks(client: client)
 
+        metrics.sample(client: client)
+        health.attach(client: client)
+        health.enter(.ready(port: boundPort))
+
         await shutdown.wait()
         logger.info("stopping")
-        server.shutdown(gracePeriod: .seconds(3))
+        health.enter(.stopping)
+        // In-flight requests get 3 s of the 5 s a stop may take; the rest is for the broker and the store.
+        await server.gracefulShutdown(gracePeriod: .seconds(3))
         await link.stop(client: client, tasks: tasks)
+        // Everything written so far reaches the disk, not only the page cache.
+        do {
+            try store.write(WriteBatch(), sync: true)
+        } catch {
+            logger.error("could not flush the store", metadata: ["error": "\(error)"])
+        }
         logger.info("stopped")
+    }
+
+    /// What a configuration reload changed, and what waits for a restart.
+    public struct ReloadResult: Sendable, Equatable {
+        /// Settings now in effect, e.g. `"[status] org"`.
+        public var applied: [String] = []
+        /// Settings that differ from the running ones but take effect at the next start, e.g. `"[mqtt]"`.
+        public var needsRestart: [String] = []
+
+        public init(applied: [String] = [], needsRestart: [String] = []) {
+            self.applied = applied
+            self.needsRestart = needsRestart
+        }
+    }
+
+    private struct LiveState {
+        /// The configuration in effect: the start one with what reloads applied.
+        var config: DaemonConfig
+        var registry: StatusRegistry?
+    }
+
+    /// Applies a re-read configuration (SIGHUP) to the running daemon without losing any status: for now
+    /// `[status] org`; every other change is reported in `needsRestart` (and keeps being reported by later
+    /// reloads until a restart).
+    public func reload(_ newConfig: DaemonConfig) async -> ReloadResult {
+        let (running, registry) = live.withLock { ($0.config, $0.registry) }
+        var result = ReloadResult()
+        var effective = running
+        if newConfig.status.org != running.status.org, let registry {
+            await registry.setConfiguredOrganization(newConfig.status.org)
+            effective.status.org = newConfig.status.org
+            result.applied.append("[status] org")
+        }
+        let pending: [(String, Bool)] = [
+            ("[mqtt]", newConfig.mqtt != running.mqtt),
+            ("[http]", newConfig.http != running.http),
+            ("[status] topics", newConfig.status.topics != running.status.topics),
+            ("[status] org", newConfig.status.org != effective.status.org),
+            ("[storage]", newConfig.storage != running.storage),
+            ("[operations]", newConfig.operations != running.operations),
+            ("[device_*]/[agent_*]", newConfig.watched != running.watched),
+        ]
+        result.needsRestart = pending.filter(\.1).map(\.0)
+        let settled = effective
+        live.withLock { $0.config = settled }
+        return result
     }
 
     private func openStore() throws(DaemonFailure) -> LevelDB {

@@ -34,21 +34,24 @@ public actor StatusRegistry {
     public nonisolated let table: DeviceTable
     private let store: LevelDB
     let patterns: [StatusTopicPattern]
-    private let configuredOrganization: String
+    private var configuredOrganization: String
     private var learnedOrganization = ""
     private var logger: Logger
     private var malformedLog: RateLimitedLog
     public private(set) var counters = Counters()
     private let events: DeviceEvents?
+    private let onStoreWrite: (@Sendable (Duration) -> Void)?
 
     /// - Parameters:
     ///   - organization: `[status] org`; "" (the default) means learn it from the client ids of messages.
     ///   - events: where status transitions are announced (Connect → online, Disconnect → offline, cleared → unknown).
+    ///   - onStoreWrite: told how long each LevelDB write took (for `/metrics`); default nil.
     public init(
         store: LevelDB, table: DeviceTable, patterns: [StatusTopicPattern], organization: String,
-        events: DeviceEvents? = nil, logger: Logger
+        events: DeviceEvents? = nil, logger: Logger, onStoreWrite: (@Sendable (Duration) -> Void)? = nil
     ) {
         self.events = events
+        self.onStoreWrite = onStoreWrite
         self.store = store
         self.table = table
         self.patterns = patterns
@@ -56,6 +59,12 @@ public actor StatusRegistry {
         self.logger = logger
         self.malformedLog = RateLimitedLog(interval: .seconds(10))
         table.setOrganization(organization)
+    }
+
+    /// `[status] org` changed by a configuration reload; "" goes back to the org learned from messages.
+    public func setConfiguredOrganization(_ organization: String) {
+        configuredOrganization = organization
+        table.setOrganization(organization.isEmpty ? learnedOrganization : organization)
     }
 
     /// Whether a topic is one of the configured status topics.
@@ -158,8 +167,10 @@ public actor StatusRegistry {
             table.setOrganization(organization)
         }
         guard !changes.isEmpty else { return }
+        let writeStarted = ContinuousClock.now
         do {
             try store.write(batch, sync: false)
+            onStoreWrite?(ContinuousClock.now - writeStarted)
         } catch {
             counters.storeErrors += 1
             logger.error("could not persist status changes", metadata: ["error": "\(error)"])

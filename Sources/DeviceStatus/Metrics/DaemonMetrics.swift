@@ -1,0 +1,218 @@
+import HTTP1
+import MQTT
+import Prometheus
+import Synchronization
+
+/// Everything `GET /metrics` reports, in the Prometheus text format (SPEC §4.5), kept in swift-prometheus's
+/// `PrometheusCollectorRegistry` (used directly: no global metrics bootstrap).
+///
+/// Two kinds of inputs:
+/// - events counted where they happen, from any thread: HTTP responses (`record(_:)`), store writes
+///   (`recordStoreWrite(_:)`), agent restarts (`agentRestarted(_:)`), operation counts (`setOperations(_:)`);
+/// - values owned elsewhere (the registry actor's counters, the device table, the MQTT client), read by
+///   samplers that `render()` runs before each scrape, so nothing is polled between scrapes.
+///
+/// Families (all prefixed `devstatusd_`): `messages_total{outcome}`, `store_write_errors_total`,
+/// `devices{status}`, `http_requests_total{route,code}`, `http_request_duration_seconds{route}`,
+/// `mqtt_connected`, `mqtt_reconnects_total`, `operations{status}`, `agent_restarts_total{agent}`,
+/// `store_write_duration_seconds`, `start_time_seconds`.
+public final class DaemonMetrics: Sendable {
+    /// The underlying collectors; add families of your own here if you need them.
+    public let collectors = PrometheusCollectorRegistry()
+
+    /// Operation statuses of SPEC §4.3, each reported (at 0 until told otherwise) so dashboards see every series.
+    public static let operationStatuses = ["QUEUED", "SENDING", "CONFIRMED", "FAILED", "CANCELLED", "EXPIRED"]
+
+    /// HTTP latencies span a cached lookup (tens of µs) to a durable write (ms); 5 s is past any route's budget.
+    static let httpBuckets: [Duration] = [
+        .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1), .milliseconds(2.5),
+        .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5),
+    ]
+    /// A non-sync LevelDB batch takes µs; a sync one (fsync) ms; past 1 s the disk is in trouble.
+    static let storeBuckets: [Duration] = [
+        .microseconds(10), .microseconds(50), .microseconds(100), .microseconds(500), .milliseconds(1),
+        .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(500), .seconds(1),
+    ]
+
+    private struct HTTPSeries: Hashable {
+        let route: String
+        let code: Int
+    }
+
+    private let httpRequests = Mutex<[HTTPSeries: Counter]>([:])
+    private let httpDurations = Mutex<[String: DurationHistogram]>([:])
+    private let storeWrites: DurationHistogram
+    private let mqttConnected: Gauge
+    private let samplers = Mutex<[@Sendable () async -> Void]>([])
+    private let deltas = Mutex<[ObjectIdentifier: Int]>([:])
+
+    public init() {
+        storeWrites = collectors.makeDurationHistogram(
+            descriptor: Self.name("store_write", unit: "duration_seconds", help: "LevelDB write latency."),
+            buckets: Self.storeBuckets)
+        mqttConnected = collectors.makeGauge(
+            descriptor: Self.name("mqtt", unit: "connected", help: "1 while connected to the MQTT broker, else 0."))
+        mqttConnected.set(Int64(0))
+        _ = mqttReconnects
+        _ = storeWriteErrors
+        for outcome in StatusRegistry.Counters().byOutcome { _ = messages(outcome.0) }
+        for state in DeviceState.allCases { devices(state).set(Int64(0)) }
+        for status in Self.operationStatuses { operations(status).set(Int64(0)) }
+        collectors.makeGauge(
+            descriptor: Self.name("start_time", unit: "seconds", help: "When the daemon started, in Unix seconds.")
+        ).set(Double(wallClockNanoseconds()) / 1e9)
+    }
+
+    // MARK: Events
+
+    /// Counts one HTTP response by route template and status code, and its latency by route. Called by
+    /// `HTTPServer`'s `onResponse` on a loop thread: a lock and a dictionary lookup, no allocation once warm.
+    /// Responses without a route (404, the server's own refusals) count under `route="unmatched"`.
+    public func record(_ response: HTTPResponseRecord) {
+        let route = response.route ?? "unmatched"
+        let series = HTTPSeries(route: route, code: response.status.code)
+        let counter = httpRequests.withLock { cache in
+            if let counter = cache[series] { return counter }
+            let counter = collectors.makeCounter(
+                descriptor: Self.name("http_requests", unit: "total", help: "HTTP responses by route and status code."),
+                labels: [("route", route), ("code", "\(series.code)")])
+            cache[series] = counter
+            return counter
+        }
+        counter.increment()
+        let histogram = httpDurations.withLock { cache in
+            if let histogram = cache[route] { return histogram }
+            let histogram = collectors.makeDurationHistogram(
+                descriptor: Self.name(
+                    "http_request_duration", unit: "seconds",
+                    help: "From a complete request to its response being queued, by route."),
+                labels: [("route", route)], buckets: Self.httpBuckets)
+            cache[route] = histogram
+            return histogram
+        }
+        histogram.record(response.duration)
+    }
+
+    /// One LevelDB write took `duration`.
+    public func recordStoreWrite(_ duration: Duration) { storeWrites.record(duration) }
+
+    /// Hook for the operation queue: the number of operations in each status (SPEC §4.3). Statuses not
+    /// given keep their last value; every status of `operationStatuses` is reported from the start at 0.
+    public func setOperations(_ countsByStatus: [String: Int]) {
+        for (status, count) in countsByStatus { operations(status).set(Int64(count)) }
+    }
+
+    /// Hook for agent supervision: makes `agent`'s series exist at 0 (call it for each configured agent).
+    public func registerAgent(_ agent: String) { _ = agentRestarts(agent) }
+
+    /// Hook for agent supervision: `agent` was started again after it died (or expired).
+    public func agentRestarted(_ agent: String) { agentRestarts(agent).increment() }
+
+    // MARK: Sampled values
+
+    /// Runs `sampler` before each scrape, to copy values owned elsewhere into the collectors.
+    public func addSampler(_ sampler: @escaping @Sendable () async -> Void) {
+        samplers.withLock { $0.append(sampler) }
+    }
+
+    /// Sets `devices{status}`; statuses not given are set to 0.
+    public func setDevices(_ countsByState: [DeviceState: Int]) {
+        for state in DeviceState.allCases { devices(state).set(Int64(countsByState[state] ?? 0)) }
+    }
+
+    /// Samples the status registry on each scrape: message outcomes and store errors (from its counters),
+    /// and `devices{status}` from `devices` (default: the status-topic table's Connect/Disconnect counts).
+    public func sample(
+        registry: StatusRegistry, devices: (@Sendable () -> [DeviceState: Int])? = nil
+    ) {
+        addSampler { [self] in
+            let counters = await registry.counters
+            for (outcome, value) in counters.byOutcome { advance(messages(outcome), to: value) }
+            advance(storeWriteErrors, to: counters.storeErrors)
+            setDevices(devices?() ?? registry.table.statusTopicCountsByState())
+        }
+    }
+
+    /// Samples the MQTT client on each scrape: `mqtt_connected` and `mqtt_reconnects_total`.
+    public func sample(client: MQTTClient) {
+        addSampler { [self] in
+            mqttConnected.set(Int64(client.isConnected ? 1 : 0))
+            advance(mqttReconnects, to: client.reconnectCount)
+        }
+    }
+
+    /// The whole exposition, after running every sampler.
+    public func render() async -> [UInt8] {
+        let current = samplers.withLock { $0 }
+        for sampler in current { await sampler() }
+        return collectors.emitToBuffer()
+    }
+
+    /// `Content-Type` of `render()`'s output: the Prometheus text format 0.0.4.
+    public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    // MARK: Families
+
+    private var mqttReconnects: Counter {
+        collectors.makeCounter(
+            descriptor: Self.name("mqtt_reconnects", unit: "total", help: "Connections to the broker after the first."))
+    }
+
+    private var storeWriteErrors: Counter {
+        collectors.makeCounter(
+            descriptor: Self.name("store_write_errors", unit: "total", help: "Status batches LevelDB failed to write."))
+    }
+
+    private func messages(_ outcome: String) -> Counter {
+        collectors.makeCounter(
+            descriptor: Self.name("messages", unit: "total", help: "Status messages by what became of them."),
+            labels: [("outcome", outcome)])
+    }
+
+    private func devices(_ state: DeviceState) -> Gauge {
+        collectors.makeGauge(
+            descriptor: Self.name("devices", unit: "", help: "Known devices by status."),
+            labels: [("status", state.rawValue)])
+    }
+
+    private func operations(_ status: String) -> Gauge {
+        collectors.makeGauge(
+            descriptor: Self.name("operations", unit: "", help: "Pending and finished operations by status."),
+            labels: [("status", status)])
+    }
+
+    private func agentRestarts(_ agent: String) -> Counter {
+        collectors.makeCounter(
+            descriptor: Self.name("agent_restarts", unit: "total", help: "Agent process restarts."),
+            labels: [("agent", agent)])
+    }
+
+    /// Brings a Prometheus counter up to a monotonic `value` counted elsewhere. A value below the last one
+    /// seen (its source was recreated) starts a new baseline instead of going backwards.
+    private func advance(_ counter: Counter, to value: Int) {
+        let delta = deltas.withLock { seen -> Int in
+            let key = ObjectIdentifier(counter)
+            let previous = seen[key] ?? 0
+            seen[key] = value
+            return value >= previous ? value - previous : value
+        }
+        if delta > 0 { counter.increment(by: Int64(delta)) }
+    }
+
+    private static func name(_ metric: String, unit: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "devstatusd", metricName: metric, unitName: unit, helpText: help)
+    }
+}
+
+extension Router {
+    /// Adds `GET /metrics`, answered off the event loop (its samplers await the registry actor).
+    public mutating func addMetricsRoute(_ metrics: DaemonMetrics) {
+        get("metrics") { _, _ in
+            .task {
+                HTTPResponse(
+                    status: .ok, headers: ["Content-Type": DaemonMetrics.contentType], body: await metrics.render())
+            }
+        }
+    }
+}

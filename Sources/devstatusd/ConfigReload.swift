@@ -1,0 +1,54 @@
+import DeviceStatus
+import Logging
+
+/// SIGHUP: re-reads the configuration (file, then command-line overrides, as at start) and hands it to the
+/// running daemon. A configuration with errors is logged, line by line, and the running one stays.
+/// Reloads run one at a time, in signal order.
+actor ConfigReloader {
+    private let daemon: DaemonRunner
+    private let systemd: SystemdService?
+    private let logger: Logger
+    private let load: @Sendable () throws -> DaemonConfig
+
+    init(
+        daemon: DaemonRunner, systemd: SystemdService?, logger: Logger,
+        load: @escaping @Sendable () throws -> DaemonConfig
+    ) {
+        self.daemon = daemon
+        self.systemd = systemd
+        self.logger = logger
+        self.load = load
+    }
+
+    /// One reload; returns whether the new configuration was accepted.
+    @discardableResult
+    func reload() async -> Bool {
+        logger.notice("SIGHUP: reloading the configuration")
+        systemd?.reloading()
+        let settings: DaemonConfig
+        do {
+            settings = try load()
+        } catch {
+            let message = (error as? CLIFailure)?.message ?? "\(error)"
+            for line in message.split(separator: "\n") {
+                logger.error("reload refused, the running configuration stays: \(line)")
+            }
+            systemd?.reloaded(failed: true)
+            return false
+        }
+        let result = await daemon.reload(settings)
+        var metadata: Logger.Metadata = [:]
+        if !result.applied.isEmpty { metadata["applied"] = "\(result.applied.joined(separator: ", "))" }
+        if !result.needsRestart.isEmpty {
+            metadata["needsRestart"] = "\(result.needsRestart.joined(separator: ", "))"
+        }
+        logger.notice("configuration reloaded", metadata: metadata)
+        if !result.needsRestart.isEmpty {
+            logger.warning(
+                "some changed settings take effect at the next restart",
+                metadata: ["settings": "\(result.needsRestart.joined(separator: ", "))"])
+        }
+        systemd?.reloaded(failed: false)
+        return true
+    }
+}
