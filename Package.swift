@@ -41,6 +41,12 @@ let package = Package(
             ]
         ),
 
+        // `make bench`: measurements beside references (mosquitto_sub), driving the real binary.
+        .executableTarget(
+            name: "devstatusd-bench",
+            dependencies: ["DeviceStatus", "MQTT", "Storage", "TestSupport"]
+        ),
+
         // Test helpers: a real mosquitto on a free port, free ports, process spawning.
         .target(name: "TestSupport", dependencies: ["CSysShims"], path: "Tests/TestSupport"),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),

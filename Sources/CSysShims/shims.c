@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 int shim_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
@@ -91,4 +93,49 @@ int shim_set_thread_name(const char *name) {
     strncpy(truncated, name, sizeof truncated - 1);
     truncated[sizeof truncated - 1] = 0;
     return pthread_setname_np(pthread_self(), truncated);
+}
+
+pid_t shim_spawn_detached(const char *path, char *const argv[], char *const envp[], int out_fd) {
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_t actions;
+    sigset_t empty, all;
+    pid_t pid = -1;
+    int rc;
+
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_init(&actions);
+    sigemptyset(&empty);
+    sigfillset(&all);
+    sigdelset(&all, SIGKILL);
+    sigdelset(&all, SIGSTOP);
+    posix_spawnattr_setsigmask(&attr, &empty);
+    posix_spawnattr_setsigdefault(&attr, &all);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    if (out_fd >= 0) {
+        posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+        posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
+    }
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+#endif
+    rc = posix_spawn(&pid, path, &actions, &attr, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+    return rc == 0 ? pid : -rc;
+}
+
+int shim_pidfd_open(pid_t pid) {
+#ifdef SYS_pidfd_open
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -errno : (int)fd;
+#else
+    (void)pid;
+    return -ENOSYS;
+#endif
+}
+
+int shim_set_pipe_size(int fd, int size) {
+    int rc = fcntl(fd, F_SETPIPE_SZ, size);
+    return rc < 0 ? -errno : rc;
 }

@@ -33,7 +33,7 @@ private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?,
     // Renew every configured subscription: with a clean session the broker has forgotten them.
     for subscription in subscriptions {
         var mid: Int32 = 0
-        let rc = mosquitto_subscribe(mosq, &mid, subscription.filter, Int32(subscription.qos))
+        let rc = subscribe(mosq!, &mid, subscription.filter, options: subscription.qos, version: core.protocolVersion)
         if rc == MOSQ_ERR_SUCCESS.rawValue {
             core.state.withLock { $0.renewals[mid] = subscription.filter }
         } else {

@@ -226,6 +226,7 @@ public final class MQTTClient: Sendable {
     /// Replaces the configured subscriptions. They are sent on every (re)connect; when connected now,
     /// new filters are subscribed and dropped ones unsubscribed at once (without waiting for the broker).
     /// Throws ``MQTTError/invalidArgument`` for an invalid filter or QoS, changing nothing.
+    /// `qos` may carry ``SubscriptionOption`` flags (used on MQTT 5 connections).
     public func setSubscriptions(_ filters: [(filter: String, qos: UInt8)]) throws(MQTTError) {
         for (filter, qos) in filters { try Self.validate(filter: filter, qos: qos) }
         let old = core.state.withLock { state in
@@ -241,7 +242,9 @@ public final class MQTTClient: Sendable {
             }
             for filter in added {
                 var mid: Int32 = 0
-                if mosquitto_subscribe(mosq, &mid, filter.filter, Int32(filter.qos)) == MOSQ_ERR_SUCCESS.rawValue {
+                if MQTT.subscribe(mosq, &mid, filter.filter, options: filter.qos, version: configuration.protocolVersion)
+                    == MOSQ_ERR_SUCCESS.rawValue
+                {
                     core.ignoreAck(.subscribe, mid: mid, diesWithConnection: true)
                 }
             }
@@ -264,7 +267,7 @@ public final class MQTTClient: Sendable {
             guard let mosq = handle.mosq, handle.phase == .started else { throw notRunning(handle.phase) }
             let epoch = core.epoch
             var mid: Int32 = 0
-            let rc = mosquitto_subscribe(mosq, &mid, filter, Int32(qos))
+            let rc = MQTT.subscribe(mosq, &mid, filter, options: qos, version: configuration.protocolVersion)
             guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw MQTTError.mosquitto(rc, "subscribe to '\(filter)'") }
             return (mid, epoch)
         }
@@ -272,7 +275,9 @@ public final class MQTTClient: Sendable {
     }
 
     private static func validate(filter: String, qos: UInt8) throws(MQTTError) {
-        guard qos <= 2 else { throw MQTTError.invalidArgument.with("QoS \(qos) for '\(filter)' is not 0, 1 or 2") }
+        guard SubscriptionOption.qos(qos) <= 2, qos & 0xF0 == 0 else {
+            throw MQTTError.invalidArgument.with("QoS \(qos) for '\(filter)' is not 0, 1 or 2 (plus SubscriptionOption flags)")
+        }
         guard mosquitto_sub_topic_check(filter) == MOSQ_ERR_SUCCESS.rawValue else {
             throw MQTTError.invalidArgument.with("invalid topic filter '\(filter)'")
         }

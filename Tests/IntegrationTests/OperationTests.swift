@@ -306,3 +306,118 @@ import Testing
         return nil
     }
 }
+
+/// Issue 5's benchmark (`scripts/bench-operations.sh`, only with OPS_BENCH=1): the create rate over HTTP with
+/// keep-alive (wrk, 16 connections, 50,000 POSTs, each answered after a synced write), then 10,000 devices with 5
+/// queued operations each come online at once → time until all 50,000 are CONFIRMED (QoS 1, no ack topic).
+@Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["OPS_BENCH"] != nil))
+struct OperationBenchmark {
+    static let devices = 10_000
+    static let perDevice = 5
+    static let wrkThreads = 2
+    static let wrkConnections = 16
+
+    /// wrk's Lua: thread k of n sends POSTs k, k+n, k+2n, … up to its share, to device `index % devices`.
+    static let script = """
+        local threads = {}
+        function setup(thread)
+          thread:set("id", #threads)
+          table.insert(threads, thread)
+        end
+        function init(args)
+          total = tonumber(args[1]); nthreads = tonumber(args[2]); devices = tonumber(args[3])
+          quota = total / nthreads
+          sent = 0; answered = 0; failures = 0
+          body = '{"topic":"bench/cmd","payload":{"n":1},"qos":1}'
+          headers = { ["Content-Type"] = "application/json" }
+        end
+        function request()
+          if sent >= quota then return wrk.format("GET", "/healthz") end
+          local index = id + sent * nthreads
+          sent = sent + 1
+          return wrk.format("POST", "/devices/bench/d" .. (index % devices) .. "/operations", headers, body)
+        end
+        function response(status, headers, body)
+          -- 200s answer the /healthz fillers sent once this thread's POSTs are all out.
+          if status == 201 then answered = answered + 1
+          elseif status ~= 200 then answered = answered + 1; failures = failures + 1 end
+          if answered >= quota then wrk.thread:stop() end
+        end
+        function done(summary, latency, requests)
+          for _, thread in ipairs(threads) do
+            io.write(string.format("wrk thread %d: %d answered, %d not 201\\n", thread:get("id"), thread:get("answered"), thread:get("failures")))
+          end
+          io.write(string.format("wrk p50 %.2f ms, p99 %.2f ms\\n", latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+        end
+        """
+
+    static func operationCount(_ port: Int, _ status: String) -> Int? {
+        guard let metrics = try? httpGet(port: port, path: "/metrics").text else { return nil }
+        let prefix = "devstatusd_operations{status=\"\(status)\"} "
+        guard let line = metrics.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return nil }
+        return Int(Double(line.dropFirst(prefix.count)) ?? -1)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    @Test func fiftyThousandOperationsCreatedThenDeliveredWhenTenThousandDevicesComeOnline() async throws {
+        let total = Self.devices * Self.perDevice
+        // Room for the burst of 10,000 Connects in the daemon's queue at the broker.
+        let broker = try await MosquittoBroker(extraConfig: ["max_queued_messages 200000"])
+        let directory = try TemporaryDirectory(prefix: "devstatusd-bench-ops")
+        let port = try FreePort.next()
+        let daemon = try ChildProcess(
+            executable: Daemon.executable,
+            arguments: [
+                "--port", "\(port)", "--broker", broker.url, "--data-dir", directory.file("data"), "--log-level", "warning",
+            ],
+            environment: ["STATE_DIRECTORY": ""], outputPath: directory.file("daemon.log"))
+        #expect(await eventually(timeout: .seconds(20)) { (try? httpGet(port: port, path: "/readyz").status) == 200 })
+
+        // 1. Creation over HTTP with keep-alive.
+        let scriptPath = directory.file("post.lua")
+        try Self.script.write(toFile: scriptPath, atomically: true, encoding: .utf8)
+        let started = ContinuousClock.now
+        let wrk = try ChildProcess(
+            executable: "/usr/bin/wrk",
+            arguments: [
+                "-t\(Self.wrkThreads)", "-c\(Self.wrkConnections)", "-d120s", "--latency", "-s", scriptPath,
+                "http://127.0.0.1:\(port)", "--", "\(total)", "\(Self.wrkThreads)", "\(Self.devices)",
+            ],
+            outputPath: directory.file("wrk.out"))
+        // wrk sleeps its whole -d even when every thread stopped: the end is when the daemon holds them all.
+        let queued = await eventually(timeout: .seconds(120), poll: .milliseconds(20)) {
+            Self.operationCount(port, "QUEUED") == total
+        }
+        let createElapsed = Self.seconds(ContinuousClock.now - started)
+        wrk.terminate(SIGINT)
+        _ = await wrk.waitForExit(timeout: .seconds(10))
+        #expect(queued, "QUEUED: \(Self.operationCount(port, "QUEUED") ?? -1)\n\(wrk.output)")
+        print(wrk.output.split(separator: "\n").filter { $0.hasPrefix("wrk ") }.joined(separator: "\n"))
+        print("create: \(total) operations (201 after a synced write) in \(String(format: "%.2f", createElapsed)) s = \(Int(Double(total) / createElapsed)) /s over \(Self.wrkConnections) keep-alive connections")
+
+        // 2. 10,000 devices come online at once.
+        let publisher = try await connectedClient(broker)
+        let connectStart = ContinuousClock.now
+        for index in 0..<Self.devices {
+            let id = "d\(index)"
+            publisher.publishNoWait(
+                topic: monTopic("bench", id), payload: Array(mon("Connect", "2024-03-01T10:00:00.000Z", type: "bench", id: id).utf8),
+                qos: 0)
+        }
+        let published = Self.seconds(ContinuousClock.now - connectStart)
+        let confirmed = await eventually(timeout: .seconds(120), poll: .milliseconds(50)) {
+            Self.operationCount(port, "CONFIRMED") == total
+        }
+        let deliveryElapsed = Self.seconds(ContinuousClock.now - connectStart)
+        #expect(confirmed, "CONFIRMED: \(Self.operationCount(port, "CONFIRMED") ?? -1)")
+        print("delivery: \(Self.devices) Connects published in \(String(format: "%.3f", published)) s; all \(total) operations CONFIRMED \(String(format: "%.2f", deliveryElapsed)) s after the first = \(Int(Double(total) / deliveryElapsed)) /s")
+
+        await publisher.stop()
+        daemon.terminate()
+        _ = await daemon.waitForExit(timeout: .seconds(10))
+        await broker.stop()
+    }
+}

@@ -195,8 +195,10 @@ import Testing
         #expect(await eventually { (try? service.get("/type1/ps1").text.contains(#""Action":"Connect""#)) == true })
 
         var checked = 0
-        for operation in document.operations where operation.method == "get" && !operation.planned {
+        for operation in document.operations where operation.method == "get" && !operation.streams {
             let response = try service.get(operation.examplePath)
+            // A planned route may not be served yet; once it answers anything else, that must be documented.
+            if operation.planned && response.status == 404 && response.text == #"{"error":"not found"}"# { continue }
             #expect(
                 operation.statuses.contains("\(response.status)"),
                 "GET \(operation.examplePath) answered \(response.status), documented: \(operation.statuses.sorted())")
@@ -444,8 +446,10 @@ struct OpenAPIDocument {
     struct Operation {
         let path: String
         let method: String
-        /// Marked `x-planned: true`: documented ahead of its implementation, not checked.
+        /// Marked `x-planned: true`: documented ahead of its implementation (may still answer 404).
         let planned: Bool
+        /// Answers `text/event-stream`: an endless body, not requested.
+        var streams: Bool { contentTypes["200"] == "text/event-stream" }
         let statuses: Set<String>
         /// Status → the first documented media type.
         let contentTypes: [String: String]

@@ -1,24 +1,31 @@
 import HTTP1
 
-/// The HTTP routes of SPEC §4, over the registry's `DeviceTable` and the daemon's `Readiness`.
-/// Every handler answers from what those publish; none awaits an actor.
+/// The HTTP routes of SPEC §4, over the snapshots the daemon's actors publish (`DeviceDirectory`, `Readiness`).
+/// Every handler answers from those; none awaits an actor.
 public struct StatusAPI: Sendable {
-    let table: DeviceTable
+    let directory: DeviceDirectory
     let readiness: Readiness
+    /// The operation routes of SPEC §4.3 (none when nil).
+    let operations: OperationRoutes?
+    var table: DeviceTable { directory.table }
 
-    public init(table: DeviceTable, readiness: Readiness) {
-        self.table = table
+    public init(directory: DeviceDirectory, readiness: Readiness, operations: OperationRoutes? = nil) {
+        self.directory = directory
         self.readiness = readiness
+        self.operations = operations
     }
 
     public var router: Router {
         var router = Router()
         let table = table
         let readiness = readiness
+        let directory = directory
         router.get("healthz") { _, _ in .json(.ok, #"{"status":"ok"}"#) }
         router.get("readyz") { _, _ in
             if let reason = readiness.notReadyReason {
-                return .json(.serviceUnavailable, JSONText.object([("status", "\"not ready\""), ("reason", JSONText.quote(reason))]))
+                return .json(
+                    .serviceUnavailable,
+                    JSONText.object([("status", "\"not ready\""), ("reason", JSONText.quote(reason))]))
             }
             return .json(.ok, #"{"status":"ready"}"#)
         }
@@ -26,6 +33,22 @@ public struct StatusAPI: Sendable {
         router.get(":type", ":id") { _, parameters in
             .json(.ok, SeedLookup.body(type: parameters["type"]!, id: parameters["id"]!, table: table))
         }
+        router.get("devices", ":type", ":id") { _, parameters in
+            let key = DeviceKey(type: parameters["type"]!, id: parameters["id"]!)
+            guard let view = directory.viewJSON(for: key) else {
+                return .json(.notFound, JSONText.error("no device \(key.path) is known or configured"))
+            }
+            return .json(.ok, view)
+        }
+        router.get { request, _ in
+            if Dashboard.prefersHTML(request.headers["Accept"]) {
+                var response = HTTPResponse(status: .ok, body: Array(Dashboard.page.utf8))
+                response.headers["Content-Type"] = "text/html; charset=utf-8"
+                return .response(response)
+            }
+            return .json(.ok, directory.iotMonitorListJSON())
+        }
+        operations?.register(in: &router)
         return router
     }
 }

@@ -4,7 +4,8 @@ import MQTT
 /// operation delivery. `BrokerLink` subscribes to the union of their filters (and nothing else) and hands every
 /// message batch to each, in order.
 public protocol BrokerComponent: Sendable {
-    /// The filters this component needs, with their QoS; subscribed again on every reconnect.
+    /// The filters this component needs, with their QoS (and `SubscriptionOption` flags for MQTT 5);
+    /// subscribed again on every reconnect.
     var subscriptions: [(filter: TopicFilter, qos: UInt8)] { get }
     /// One batch of messages, in arrival order. Ignore what is not yours; don't block for long.
     func consume(_ messages: [MQTTMessage]) async

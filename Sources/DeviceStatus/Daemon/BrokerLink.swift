@@ -33,7 +33,8 @@ struct BrokerLink: Sendable {
         return client
     }
 
-    /// The components' filters, each once at the highest QoS asked for, in the order first asked; the marker last.
+    /// The components' filters, each once with the highest QoS and every option asked for, in the order first
+    /// asked; the marker last.
     var subscriptions: [(filter: String, qos: UInt8)] {
         var order: [String] = []
         var qos: [String: UInt8] = [:]
@@ -41,7 +42,7 @@ struct BrokerLink: Sendable {
             for subscription in component.subscriptions {
                 let text = subscription.filter.text
                 if let existing = qos[text] {
-                    qos[text] = max(existing, subscription.qos)
+                    qos[text] = SubscriptionOption.merge(existing, subscription.qos)
                 } else {
                     order.append(text)
                     qos[text] = subscription.qos

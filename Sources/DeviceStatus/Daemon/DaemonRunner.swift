@@ -52,14 +52,40 @@ public final class DaemonRunner: Sendable {
             let elapsed = (ContinuousClock.now - started) / .milliseconds(1)
             logger.info("store loaded", metadata: ["devices": "\(count)", "milliseconds": "\(Int(elapsed))"])
         } catch {
-            throw DaemonFailure(kind: .dataDirectory, description: "data directory \(config.storage.dataDir): \(error)")
+            throw DaemonFailure(kind: .dataDirectory, description: "\(error)")
         }
         readiness.storeDidLoad()
         live.withLock { $0.registry = registry }
         health.attach(registry: registry, readiness: readiness, devices: { table.statusTopicCountsByState() })
         metrics.sample(registry: registry)
+        let watch = WatchService(
+            devices: config.watched, baseTopic: config.mqtt.baseTopic, store: store, events: events, logger: logger)
+        let directory = DeviceDirectory(table: table, watch: watch.snapshot)
+        let agents = AgentSupervisor(
+            watched: config.watched, dataDirectory: config.storage.dataDir, baseTopic: config.mqtt.baseTopic,
+            logger: logger, onRestart: { [metrics] in metrics.agentRestarted($0) })
+        for agent in agents.agents { metrics.registerAgent(agent.name) }
+        agents.observe(events)
+        directory.setAgentProvider { agents.info($0) }
+        let operations = OperationDelivery(
+            store: store, settings: config.operations, events: events,
+            isOnline: { directory.judgement(for: $0)?.state == .online }, logger: logger)
+        do {
+            try await operations.load()
+        } catch {
+            throw DaemonFailure(kind: .dataDirectory, description: "\(error)")
+        }
+        directory.setOperationCountsProvider { key in
+            let counts = operations.table.counts(for: key)
+            return OperationStatus.allCases.map { ($0.rawValue, counts[$0] ?? 0) }
+        }
+        metrics.addSampler { [metrics] in
+            metrics.setOperations(Dictionary(uniqueKeysWithValues: operations.table.totals().map { ($0.key.rawValue, $0.value) }))
+        }
 
-        let api = StatusAPI(table: table, readiness: readiness)
+        let api = StatusAPI(
+            directory: directory, readiness: readiness,
+            operations: OperationRoutes(delivery: operations, access: WriteAccess(token: config.http.token)))
         var router = api.router
         router.addMetricsRoute(metrics)
         let server = HTTPServer(
@@ -74,7 +100,7 @@ public final class DaemonRunner: Sendable {
         }
         _ = boundPort
 
-        let link = BrokerLink(config: config, components: [registry], readiness: readiness, logger: logger)
+        let link = BrokerLink(config: config, components: [registry, watch, operations], readiness: readiness, logger: logger)
         let client: MQTTClient
         do {
             client = try link.makeClient()
@@ -84,6 +110,8 @@ public final class DaemonRunner: Sendable {
         }
         client.start()
         let tasks = link.startTasks(client: client)
+        await watch.start()
+        agents.start(publish: AgentSupervisor.publisher(client))
 
         metrics.sample(client: client)
         health.attach(client: client)
@@ -94,6 +122,10 @@ public final class DaemonRunner: Sendable {
         health.enter(.stopping)
         // In-flight requests get 3 s of the 5 s a stop may take; the rest is for the broker and the store.
         await server.gracefulShutdown(gracePeriod: .seconds(3))
+        // Agents keep running for the next daemon to adopt (SPEC §7; the unit needs KillMode=process).
+        await agents.stop()
+        await operations.stop()
+        await watch.stop()
         await link.stop(client: client, tasks: tasks)
         // Everything written so far reaches the disk, not only the page cache.
         do {

@@ -26,6 +26,13 @@ public final class DeviceTable: Sendable {
         }
     }
 
+    /// Calls `body` with every device path and its last action, under the lock: keep `body` short.
+    public func forEach(_ body: (_ path: String, _ action: MonPayload.Action) -> Void) {
+        records.withLock { table in
+            for (path, record) in table { body(path, record.action) }
+        }
+    }
+
     /// The org used for never-connected answers: configured, else learned from messages, else "".
     public var organizationForUnknownDevices: String { organization.withLock { $0 } }
 

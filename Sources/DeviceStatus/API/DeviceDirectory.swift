@@ -1,0 +1,156 @@
+import Synchronization
+
+/// One view of every signal about a device (SPEC §4.2): its status-topic record, its watchdog, its agent, its
+/// pending operations. Reads only snapshots, never awaits an actor.
+///
+/// A device judged from several signals takes the least favourable one: expired (watchdog) before offline
+/// (status topic) before online; `unknown` when no signal has said anything yet (e.g. a watched device still in
+/// its grace period, never seen).
+public final class DeviceDirectory: Sendable {
+    /// What an agent supervisor says of one agent (filled in by the agent supervisor).
+    public struct AgentInfo: Sendable {
+        public var pid: Int32?
+        public var startedAt: Int64?
+        public var restarts: Int
+        public init(pid: Int32?, startedAt: Int64?, restarts: Int) {
+            self.pid = pid
+            self.startedAt = startedAt
+            self.restarts = restarts
+        }
+    }
+
+    public let table: DeviceTable
+    public let watch: WatchSnapshot
+    private let providers = Mutex<Providers>(Providers())
+
+    struct Providers {
+        var agent: (@Sendable (String) -> AgentInfo?)?
+        var operationCounts: (@Sendable (DeviceKey) -> [(String, Int)])?
+    }
+
+    public init(table: DeviceTable, watch: WatchSnapshot) {
+        self.table = table
+        self.watch = watch
+    }
+
+    /// Where agent data comes from: the agent's name → its process.
+    public func setAgentProvider(_ provider: @escaping @Sendable (String) -> AgentInfo?) {
+        providers.withLock { $0.agent = provider }
+    }
+
+    /// Where operation counts come from: status name → count, for one device.
+    public func setOperationCountsProvider(_ provider: @escaping @Sendable (DeviceKey) -> [(String, Int)]) {
+        providers.withLock { $0.operationCounts = provider }
+    }
+
+    /// The overall status and which signal decided it.
+    public struct Judgement: Sendable, Equatable {
+        public var state: DeviceState
+        public var source: String?
+        public var since: Int64?
+        public var lastSeen: Int64?
+        public var reason: String?
+    }
+
+    public func judgement(for key: DeviceKey) -> Judgement? {
+        let record = table.record(for: key)
+        let info = watch.info(forPath: key.path)
+        return Self.judge(record: record, watch: info)
+    }
+
+    /// Whether the device is online now (what operation delivery waits for).
+    public func isOnline(_ key: DeviceKey) -> Bool { judgement(for: key)?.state == .online }
+
+    static func judge(record: StatusRecord?, watch: WatchInfo?) -> Judgement? {
+        guard record != nil || watch != nil else { return nil }
+        var fromStatus: Judgement?
+        if let record {
+            let state: DeviceState = record.action == .connect ? .online : .offline
+            fromStatus = Judgement(
+                state: state, source: "status", since: record.time, lastSeen: record.time,
+                reason: record.action == .connect ? "Connect" : "Disconnect")
+        }
+        var fromWatch: Judgement?
+        if let watch, watch.watched {
+            if watch.expired {
+                fromWatch = Judgement(
+                    state: .expired, source: "watchdog", since: watch.since, lastSeen: watch.lastActivity,
+                    reason: "no message for \(watch.timeoutSeconds) s")
+            } else if watch.lastActivity != nil {
+                fromWatch = Judgement(
+                    state: .online, source: "watchdog", since: watch.since, lastSeen: watch.lastActivity,
+                    reason: "message on a watch topic")
+            } else {
+                fromWatch = Judgement(
+                    state: .unknown, source: "watchdog", since: watch.since, lastSeen: nil,
+                    reason: "not seen since daemon start (grace period)")
+            }
+        }
+        let candidates = [fromWatch, fromStatus].compactMap { $0 }
+        let rank: [DeviceState: Int] = [.expired: 0, .offline: 1, .online: 2, .unknown: 3]
+        let known = candidates.filter { $0.state != .unknown }
+        if let worst = known.min(by: { rank[$0.state]! < rank[$1.state]! }) {
+            var result = worst
+            result.lastSeen = candidates.compactMap(\.lastSeen).max()
+            return result
+        }
+        return candidates.first ?? Judgement(state: .unknown)
+    }
+
+    /// `GET /devices/<type>/<id>` as JSON, or nil when nothing is known or configured.
+    public func viewJSON(for key: DeviceKey) -> String? {
+        let record = table.record(for: key)
+        let info = watch.info(forPath: key.path)
+        guard let judgement = Self.judge(record: record, watch: info) else { return nil }
+        let (agentProvider, countsProvider) = providers.withLock { ($0.agent, $0.operationCounts) }
+        var members: [(String, String)] = [
+            ("type", JSONText.quote(key.type)), ("id", JSONText.quote(key.id)),
+            ("status", JSONText.quote(judgement.state.rawValue)),
+            ("since", Self.time(judgement.since)), ("lastSeen", Self.time(judgement.lastSeen)),
+            ("source", judgement.source.map(JSONText.quote) ?? "null"),
+            ("reason", judgement.reason.map(JSONText.quote) ?? "null"),
+            ("statusPayload", record.map { String(decoding: $0.payload, as: UTF8.self) } ?? "null"),
+        ]
+        if let info {
+            members.append(("name", JSONText.quote(info.name)))
+            members.append((
+                "watchdog",
+                info.watched
+                    ? JSONText.object([
+                        ("timeoutSeconds", "\(info.timeoutSeconds)"), ("expired", "\(info.expired)"),
+                        ("lastActivity", Self.time(info.lastActivity)),
+                        ("deadline", info.expired ? "null" : Self.time(info.deadline)),
+                        ("helloCount", "\(info.helloCount)"),
+                    ]) : "null"
+            ))
+            if info.kind == .agent, let agent = agentProvider?(info.name) {
+                members.append((
+                    "agent",
+                    JSONText.object([
+                        ("pid", agent.pid.map { "\($0)" } ?? "null"), ("startedAt", Self.time(agent.startedAt)),
+                        ("restarts", "\(agent.restarts)"),
+                    ])
+                ))
+            }
+        }
+        if let counts = countsProvider?(key) {
+            members.append(("operations", JSONText.object(counts.map { ($0.0, "\($0.1)") })))
+        }
+        return JSONText.object(members)
+    }
+
+    /// IotMonitor's list for `GET /` (JSON clients): `[{"name":"esp04","enabled":true,"expired":false}, …]`,
+    /// each entry also naming the device's `type` and `id` (for `GET /devices/<type>/<id>`).
+    public func iotMonitorListJSON() -> String {
+        "[" + watch.all.map { info in
+            JSONText.object([
+                ("name", JSONText.quote(info.name)), ("enabled", "true"), ("expired", "\(info.expired)"),
+                ("type", JSONText.quote(info.key.type)), ("id", JSONText.quote(info.key.id)),
+            ])
+        }.joined(separator: ",") + "]"
+    }
+
+    static func time(_ nanoseconds: Int64?) -> String {
+        nanoseconds.map { JSONText.quote(RFC3339.format(nanoseconds: $0)) } ?? "null"
+    }
+}

@@ -1,0 +1,328 @@
+import Logging
+import MQTT
+import Storage
+import Synchronization
+
+/// IotMonitor's job, done strictly (SPEC §3 watchdog rules, §5, §6): per-device watchdogs on the configured watch
+/// topics, `B/expire/<name>` and `B/status/<name>` on every transition, the `B/up` counter, and state restoration
+/// on hello and at daemon start.
+public actor WatchService: BrokerComponent {
+    /// How often the clock is checked at most: bounds the lateness of an expiry whose deadline was filed while the
+    /// timer slept (a device coming back with a short timeout). Ten wake-ups a second cost nothing measurable.
+    static let maximumSleep: Int64 = 100_000_000
+
+    nonisolated let devices: [WatchedDevice]
+    nonisolated let keys: [DeviceKey]
+    nonisolated let snapshot: WatchSnapshot
+    nonisolated let baseTopic: String
+    private nonisolated let watchIndex: TopicFilterIndex<Int>
+    private nonisolated let stateIndex: TopicFilterIndex<Int>
+    private nonisolated let helloIndex: [String: [Int]]
+    /// Which devices have a watchdog: those with watch topics or a hello topic.
+    private nonisolated let watchedSlots: [Int?]
+    /// The device index of each watchdog slot.
+    private nonisolated let slotOwners: [Int]
+    private var watchdog: Watchdog
+    private let states: StateStore
+    private let store: LevelDB
+    private let events: DeviceEvents
+    private var logger: Logger
+    private var client: MQTTClient?
+    private var helloCounts: [Int]
+    /// Payloads devstatusd published itself (state restoration) and may receive back (MQTT 3.1.1 has no no-local;
+    /// overlapping subscriptions deliver one copy each), with when to stop expecting them: never activity.
+    private var pendingEchoes: [String: (payloads: [[UInt8]], until: Int64)] = [:]
+    /// How long an echo of our own publication is expected: far above a local broker's round trip.
+    static let echoWindow: Int64 = 5_000_000_000
+    private var restoredAtStart = false
+    private var clearedStaleExpiries = false
+    private var timer: Task<Void, Never>?
+    private var upCounter: Task<Void, Never>?
+    /// Wall-clock nanoseconds at daemon start: the "last activity" of a device never seen.
+    private let startedAt: Int64
+
+    public init(devices: [WatchedDevice], baseTopic: String, store: LevelDB, events: DeviceEvents, logger: Logger) {
+        self.devices = devices
+        self.keys = devices.map { DeviceKey(type: $0.type, id: $0.id) }
+        self.baseTopic = baseTopic
+        self.store = store
+        self.states = StateStore(store: store)
+        self.events = events
+        self.logger = logger
+        var watchIndex = TopicFilterIndex<Int>()
+        var stateIndex = TopicFilterIndex<Int>()
+        var helloIndex: [String: [Int]] = [:]
+        var slots: [Int?] = []
+        var timeouts: [(name: String, timeout: Int64)] = []
+        for (index, device) in devices.enumerated() {
+            for filter in device.watchTopics { watchIndex.insert(filter, index) }
+            for filter in device.stateTopics { stateIndex.insert(filter, index) }
+            if let hello = device.helloTopic { helloIndex[hello, default: []].append(index) }
+            if !device.watchTopics.isEmpty || device.helloTopic != nil {
+                slots.append(timeouts.count)
+                timeouts.append((device.name, Int64(device.watchTimeOut) * 1_000_000_000))
+            } else {
+                slots.append(nil)
+            }
+        }
+        self.watchIndex = watchIndex
+        self.stateIndex = stateIndex
+        self.helloIndex = helloIndex
+        self.watchedSlots = slots
+        self.slotOwners = slots.indices.filter { slots[$0] != nil }
+        let wallNow = wallClockNanoseconds()
+        self.startedAt = wallNow
+        let watchdog = Watchdog(timeouts: timeouts, monotonicNow: monotonicNanoseconds(), wallNow: wallNow)
+        self.watchdog = watchdog
+        self.helloCounts = Array(repeating: 0, count: devices.count)
+        let snapshot = WatchSnapshot()
+        self.snapshot = snapshot
+        snapshot.replaceAll(devices.indices.map { info($0, watchdog: watchdog, helloCount: 0) })
+    }
+
+    /// QoS 0 throughout (a QoS 1 retained replay beyond the broker's queue limit is dropped). On MQTT 5, our own
+    /// publications are not delivered back (no-local), and state topics keep the RETAIN flag they were published
+    /// with (retain-as-published), so that states are restored exactly as they were sent. MQTT 3.1.1 clears the
+    /// flag of every live message (§3.3.1.3): there, a state is recorded retained only when it arrives retained.
+    public nonisolated var subscriptions: [(filter: TopicFilter, qos: UInt8)] {
+        var result: [(filter: TopicFilter, qos: UInt8)] = []
+        for device in devices {
+            result += device.watchTopics.map { ($0, SubscriptionOption.noLocal) }
+            result += device.stateTopics.map { ($0, SubscriptionOption.noLocal | SubscriptionOption.retainAsPublished) }
+            if let hello = device.helloTopic, let filter = try? TopicFilter(hello) {
+                result.append((filter, SubscriptionOption.noLocal))
+            }
+        }
+        return result
+    }
+
+    /// Starts the timer that expires silent devices and the `B/up` counter.
+    public func start() {
+        timer = Task { [weak self] in
+            while !Task.isCancelled, let self {
+                let pause = await self.tick()
+                try? await Task.sleep(for: .nanoseconds(pause))
+            }
+        }
+        upCounter = Task { [weak self] in
+            var count = 0
+            while !Task.isCancelled, let self {
+                try? await Task.sleep(for: .seconds(1))
+                count += 1
+                await self.client?.publishNoWait(topic: self.baseTopic + "/up", payload: Array("\(count)".utf8))
+            }
+        }
+    }
+
+    public func stop() {
+        timer?.cancel()
+        upCounter?.cancel()
+    }
+
+    public func brokerConnected(_ client: MQTTClient) async {
+        self.client = client
+        if !clearedStaleExpiries {
+            // Every device starts in its grace period: an expire topic retained from an earlier run is stale.
+            clearedStaleExpiries = true
+            for (index, slot) in watchedSlots.enumerated() where slot != nil && !watchdog.devices[slot!].expired {
+                client.publishNoWait(topic: expireTopic(index), payload: [], qos: 1, retain: true)
+            }
+        }
+        if !restoredAtStart {
+            restoredAtStart = true
+            for index in devices.indices where !devices[index].stateTopics.isEmpty { restoreStates(of: index) }
+        }
+    }
+
+    /// Expires what is due, publishes the transitions, and says how long to sleep.
+    func tick() -> Int64 {
+        let now = monotonicNanoseconds()
+        let transitions = watchdog.expireDue(monotonicNow: now, wallNow: wallClockNanoseconds())
+        var changed: [(Int, WatchInfo)] = []
+        for transition in transitions {
+            guard case .expired(let slot) = transition else { continue }
+            let index = deviceIndex(ofSlot: slot)
+            announceExpired(index, slot: slot)
+            changed.append((index, info(index, watchdog: watchdog, helloCount: helloCounts[index])))
+        }
+        snapshot.update(changed)
+        guard let next = watchdog.nextDeadline else { return Self.maximumSleep }
+        return max(0, min(next - monotonicNanoseconds(), Self.maximumSleep))
+    }
+
+    public func consume(_ messages: [MQTTMessage]) async {
+        var batch = WriteBatch()
+        var touched = Set<Int>()
+        let ownPrefix = baseTopic + "/"
+        for message in messages {
+            if isEcho(message) { continue }
+            stateIndex.forEachMatch(message.topic) { index in
+                states.record(
+                    device: devices[index].name, topic: message.topic, payload: message.payload,
+                    retain: message.retain, into: &batch)
+            }
+            // Retained messages are replays of the past, and our own publications say nothing of devices.
+            if message.retain || message.topic.hasPrefix(ownPrefix) { continue }
+            let monotonicNow = monotonicNanoseconds()
+            let wallNow = wallClockNanoseconds()
+            watchIndex.forEachMatch(message.topic) { index in
+                touched.insert(index)
+                activity(index, monotonicNow: monotonicNow, wallNow: wallNow)
+            }
+            if let hellos = helloIndex[message.topic] {
+                for index in hellos {
+                    touched.insert(index)
+                    helloCounts[index] += 1
+                    activity(index, monotonicNow: monotonicNow, wallNow: wallNow)
+                    events.emit(DeviceEvent(key: keys[index], kind: .hello, source: "hello", time: wallNow))
+                    if !batch.isEmpty { flush(&batch) }
+                    restoreStates(of: index)
+                }
+            }
+        }
+        if !batch.isEmpty { flush(&batch) }
+        if !touched.isEmpty {
+            snapshot.update(touched.map { ($0, info($0, watchdog: watchdog, helloCount: helloCounts[$0])) })
+        }
+    }
+
+    private func activity(_ index: Int, monotonicNow: Int64, wallNow: Int64) {
+        guard let slot = watchedSlots[index] else { return }
+        if case .alive = watchdog.recordActivity(device: slot, monotonicNow: monotonicNow, wallNow: wallNow) {
+            announceAlive(index, slot: slot)
+        }
+    }
+
+    private func flush(_ batch: inout WriteBatch) {
+        do {
+            try store.write(batch, sync: false)
+        } catch {
+            logger.error("could not store device states", metadata: ["error": "\(error)"])
+        }
+        batch.clear()
+    }
+
+    private func isEcho(_ message: MQTTMessage) -> Bool {
+        guard let pending = pendingEchoes[message.topic] else { return false }
+        guard pending.until > monotonicNanoseconds() else {
+            pendingEchoes[message.topic] = nil
+            return false
+        }
+        return pending.payloads.contains(message.payload)
+    }
+
+    /// Re-publishes the device's own stored states with their original retain flag (SPEC §6).
+    private func restoreStates(of index: Int) {
+        let name = devices[index].name
+        guard let client else { return }
+        do {
+            let records = try states.records(device: name)
+            let until = monotonicNanoseconds() + Self.echoWindow
+            for record in records {
+                var pending = pendingEchoes[record.topic] ?? ([], until)
+                pending.payloads.append(record.payload)
+                pending.until = until
+                pendingEchoes[record.topic] = pending
+                client.publishNoWait(topic: record.topic, payload: record.payload, qos: 1, retain: record.retain)
+            }
+            if !records.isEmpty {
+                logger.info("restored states", metadata: ["device": "\(name)", "count": "\(records.count)"])
+            }
+        } catch {
+            logger.error("could not read stored states", metadata: ["device": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: - Publications (SPEC §5)
+
+    private func expireTopic(_ index: Int) -> String { baseTopic + "/expire/" + devices[index].name }
+    private func statusTopic(_ index: Int) -> String { baseTopic + "/status/" + devices[index].name }
+
+    private func announceExpired(_ index: Int, slot: Int) {
+        let device = watchdog.devices[slot]
+        let lastActivity = device.lastActivity ?? startedAt
+        logger.notice("device expired", metadata: ["device": "\(devices[index].name)", "timeout": "\(devices[index].watchTimeOut)"])
+        client?.publishNoWait(
+            topic: expireTopic(index), payload: Array("\(lastActivity / 1_000_000_000)".utf8), qos: 1, retain: true)
+        publishStatus(index, device: device, status: "expired")
+        events.emit(
+            DeviceEvent(
+                key: keys[index], kind: .transition(from: .online, to: .expired), source: "watchdog",
+                reason: "no message for \(devices[index].watchTimeOut) s", time: device.since))
+    }
+
+    private func announceAlive(_ index: Int, slot: Int) {
+        let device = watchdog.devices[slot]
+        logger.notice("device alive again", metadata: ["device": "\(devices[index].name)"])
+        client?.publishNoWait(topic: expireTopic(index), payload: [], qos: 1, retain: true)
+        publishStatus(index, device: device, status: "online")
+        events.emit(
+            DeviceEvent(
+                key: keys[index], kind: .transition(from: .expired, to: .online), source: "watchdog",
+                reason: "message on a watch topic", time: device.since))
+    }
+
+    private func publishStatus(_ index: Int, device: Watchdog.Device, status: String) {
+        let lastSeen = device.lastActivity.map { "\($0 / 1_000_000_000)" } ?? "null"
+        let body = "{\"status\":\"\(status)\",\"lastSeen\":\(lastSeen),\"since\":\(device.since / 1_000_000_000)}"
+        client?.publishNoWait(topic: statusTopic(index), payload: Array(body.utf8), qos: 1, retain: true)
+    }
+
+    private nonisolated func deviceIndex(ofSlot slot: Int) -> Int { slotOwners[slot] }
+
+    private nonisolated func info(_ index: Int, watchdog: Watchdog, helloCount: Int) -> WatchInfo {
+        let slot = watchedSlots[index]
+        let state = slot.map { watchdog.devices[$0] }
+        // Deadlines are monotonic; shown as wall-clock time.
+        let deadline = state.map { wallClockNanoseconds() + ($0.deadline - monotonicNanoseconds()) }
+        return WatchInfo(
+            name: devices[index].name, kind: devices[index].kind, key: keys[index],
+            timeoutSeconds: devices[index].watchTimeOut, watched: slot != nil, expired: state?.expired ?? false,
+            lastActivity: state?.lastActivity, since: state?.since, deadline: deadline, helloCount: helloCount)
+    }
+}
+
+/// What the watchdog knows of one configured device, for the HTTP routes.
+public struct WatchInfo: Sendable, Equatable {
+    public let name: String
+    public let kind: WatchedDevice.Kind
+    public let key: DeviceKey
+    public let timeoutSeconds: Int
+    /// False when the device has neither watch topics nor a hello topic: nothing to judge it by.
+    public let watched: Bool
+    public let expired: Bool
+    /// Wall-clock nanoseconds of the last activity, nil if none since daemon start.
+    public let lastActivity: Int64?
+    /// Wall-clock nanoseconds of the last transition (or daemon start).
+    public let since: Int64?
+    /// Wall-clock nanoseconds of the current deadline (meaningless once expired).
+    public let deadline: Int64?
+    public let helloCount: Int
+}
+
+/// The watchdog's state as HTTP threads read it; the `WatchService` updates the devices that changed.
+public final class WatchSnapshot: Sendable {
+    private let state = Mutex<(list: [WatchInfo], byPath: [String: Int])>(([], [:]))
+
+    public init() {}
+
+    func replaceAll(_ infos: [WatchInfo]) {
+        var byPath: [String: Int] = [:]
+        for (index, info) in infos.enumerated() { byPath[info.key.path] = index }
+        state.withLock { $0 = (infos, byPath) }
+    }
+
+    func update(_ changes: [(Int, WatchInfo)]) {
+        guard !changes.isEmpty else { return }
+        state.withLock { state in
+            for (index, info) in changes { state.list[index] = info }
+        }
+    }
+
+    /// Every configured device, in config order.
+    public var all: [WatchInfo] { state.withLock { $0.list } }
+
+    public func info(forPath path: String) -> WatchInfo? {
+        state.withLock { state in state.byPath[path].map { state.list[$0] } }
+    }
+}
