@@ -20,6 +20,7 @@ public final class ServiceHealth: Sendable {
         var readiness: Readiness?
         var client: MQTTClient?
         var devices: (@Sendable () -> [DeviceState: Int])?
+        var everConnected = false
         var observers: [@Sendable (Phase) -> Void] = []
     }
 
@@ -75,14 +76,12 @@ public final class ServiceHealth: Sendable {
             }
             line = "\(total) device\(total == 1 ? "" : "s")" + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", "))
         }
-        let mqtt: String
-        if client?.isConnected == true {
-            mqtt = "MQTT connected"
-        } else if readiness?.notReadyReason == "waiting for the MQTT broker" {
-            mqtt = "MQTT connecting"
-        } else {
-            mqtt = "MQTT disconnected, reconnecting"
+        let connected = client?.isConnected ?? readiness?.isMQTTConnected ?? false
+        let everConnected = state.withLock { state in
+            if connected { state.everConnected = true }
+            return state.everConnected
         }
+        let mqtt = connected ? "MQTT connected" : everConnected ? "MQTT disconnected, reconnecting" : "MQTT connecting"
         return line.isEmpty ? mqtt : line + "; " + mqtt
     }
 
