@@ -164,8 +164,10 @@ public final class AgentSupervisor: Sendable {
             return
         }
         let loop = SupervisorLoop(supervisor: self, wakeFD: wakeFD, publish: publish)
-        let thread = Thread { loop.run() }
-        thread.name = "agents"
+        let thread = Thread {
+            _ = shim_set_thread_name("agents")
+            loop.run()
+        }
         thread.start()
     }
 
