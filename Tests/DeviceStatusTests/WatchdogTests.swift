@@ -57,3 +57,23 @@ import Testing
         #expect(watchdog.expiredCount == 0)
     }
 }
+
+@Suite struct WatchdogReconfigurationTests {
+    let second: Int64 = 1_000_000_000
+
+    @Test func carriesStateOverToTheSameDeviceInANewLayout() {
+        var old = Watchdog(timeouts: [("a", 10 * second), ("b", 10 * second)], monotonicNow: 0, wallNow: 0)
+        _ = old.recordActivity(device: 0, monotonicNow: 5 * second, wallNow: 5 * second)
+        _ = old.expireDue(monotonicNow: 12 * second, wallNow: 12 * second)
+        #expect(old.devices[1].expired && !old.devices[0].expired)
+        // "b" stays, "a" goes, "c" is new.
+        var new = Watchdog(timeouts: [("b", 10 * second), ("c", 10 * second)], monotonicNow: 13 * second, wallNow: 13 * second)
+        new.carryOver(device: 0, from: old.devices[1])
+        new.rebuildSchedule()
+        #expect(new.devices[0].expired)
+        #expect(new.expireDue(monotonicNow: 22 * second, wallNow: 22 * second).isEmpty)
+        #expect(new.expireDue(monotonicNow: 23 * second, wallNow: 23 * second) == [.expired(device: 1)])
+        #expect(new.recordActivity(device: 0, monotonicNow: 24 * second, wallNow: 24 * second) == .alive(device: 0))
+        #expect(new.expireDue(monotonicNow: 34 * second, wallNow: 34 * second) == [.expired(device: 0)])
+    }
+}

@@ -174,3 +174,44 @@ func retainedNow(_ broker: MosquittoBroker, _ filter: String) async throws -> [S
         #expect(await daemon.stop() == .exited(0))
     }
 }
+
+@Suite(.serialized) struct ReloadTests {
+    @Test func aReloadAddsAWatchedDeviceAndKeepsTheOthersState() async throws {
+        let broker = try await MosquittoBroker()
+        let first = """
+            [device_esp04]
+            watchTimeOut = 60
+            watchTopics = "home/esp04/sensors/#"
+            """
+        let daemon = try await Daemon(brokerURL: broker.url, config: first)
+        let publisher = try await connectedClient(broker)
+        try await publisher.publish("home/esp04/sensors/t", "1")
+        #expect(await eventually { (try? daemon.json("/devices/device/esp04")["status"] as? String) == "online" })
+
+        let second = first + """
+
+            [device_garage]
+            watchTimeOut = 60
+            watchTopics = ["home/garage/#"]
+            """
+        try second.write(toFile: daemon.directory.file("config.toml"), atomically: true, encoding: .utf8)
+        daemon.process.terminate(SIGHUP)
+        #expect(await eventually { (try? daemon.get("/devices/device/garage").status) == 200 })
+        // The new device's topics are subscribed: a message makes it online.
+        try await publisher.publish("home/garage/door", "open")
+        #expect(await eventually { (try? daemon.json("/devices/device/garage")["status"] as? String) == "online" })
+        // The existing device kept its state.
+        #expect(try daemon.json("/devices/device/esp04")["status"] as? String == "online")
+
+        // A broken config is refused; the daemon goes on with the one it has.
+        try "[device_x]\nwatchTimeOut = \"soon\"\n".write(
+            toFile: daemon.directory.file("config.toml"), atomically: true, encoding: .utf8)
+        daemon.process.terminate(SIGHUP)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(daemon.process.isRunning)
+        #expect(try daemon.get("/devices/device/garage").status == 200)
+        #expect(daemon.log.contains("watchTimeOut"))
+        await publisher.stop()
+        #expect(await daemon.stop() == .exited(0))
+    }
+}

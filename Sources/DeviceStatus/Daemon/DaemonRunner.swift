@@ -112,6 +112,11 @@ public final class DaemonRunner: Sendable {
         let tasks = link.startTasks(client: client)
         await watch.start()
         agents.start(publish: AgentSupervisor.publisher(client))
+        live.withLock {
+            $0.watch = watch
+            $0.link = link
+            $0.client = client
+        }
 
         metrics.sample(client: client)
         health.attach(client: client)
@@ -153,15 +158,38 @@ public final class DaemonRunner: Sendable {
         /// The configuration in effect: the start one with what reloads applied.
         var config: DaemonConfig
         var registry: StatusRegistry?
+        var watch: WatchService?
+        var link: BrokerLink?
+        var client: MQTTClient?
     }
 
-    /// Applies a re-read configuration (SIGHUP) to the running daemon without losing any status: for now
-    /// `[status] org`; every other change is reported in `needsRestart` (and keeps being reported by later
-    /// reloads until a restart).
+    /// Applies a re-read configuration (SIGHUP) to the running daemon without losing any status: `[status] org`
+    /// and the `[device_*]` sections (added, removed, changed; subscriptions follow); every other change is
+    /// reported in `needsRestart` (and keeps being reported by later reloads until a restart).
     public func reload(_ newConfig: DaemonConfig) async -> ReloadResult {
-        let (running, registry) = live.withLock { ($0.config, $0.registry) }
+        let (running, registry, watch, link, client) = live.withLock {
+            ($0.config, $0.registry, $0.watch, $0.link, $0.client)
+        }
         var result = ReloadResult()
         var effective = running
+        // Watched devices: a device keeping its name keeps its watchdog; subscriptions follow the new set.
+        // Agents' processes are not touched by a reload: an [agent_*] whose exec changed waits for a restart.
+        let devicesOf = { (config: DaemonConfig) in config.watched.filter { $0.kind == .device } }
+        let agentsOf = { (config: DaemonConfig) in config.watched.filter { $0.kind == .agent } }
+        if devicesOf(newConfig) != devicesOf(running), let watch, let link, let client {
+            let watched = devicesOf(newConfig) + agentsOf(running)
+            let change = await watch.reconfigure(devices: watched)
+            do {
+                try client.setSubscriptions(link.subscriptions)
+            } catch {
+                logger.error("could not update subscriptions after reload", metadata: ["error": "\(error)"])
+            }
+            effective.watched = watched
+            result.applied.append("[device_*]")
+            logger.notice(
+                "watched devices reloaded",
+                metadata: ["added": "\(change.added.joined(separator: ","))", "removed": "\(change.removed.joined(separator: ","))"])
+        }
         if newConfig.status.org != running.status.org, let registry {
             await registry.setConfiguredOrganization(newConfig.status.org)
             effective.status.org = newConfig.status.org
@@ -174,7 +202,7 @@ public final class DaemonRunner: Sendable {
             ("[status] org", newConfig.status.org != effective.status.org),
             ("[storage]", newConfig.storage != running.storage),
             ("[operations]", newConfig.operations != running.operations),
-            ("[device_*]/[agent_*]", newConfig.watched != running.watched),
+            ("[agent_*]", agentsOf(newConfig) != agentsOf(effective)),
         ]
         result.needsRestart = pending.filter(\.1).map(\.0)
         let settled = effective

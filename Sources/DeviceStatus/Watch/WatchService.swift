@@ -11,17 +11,12 @@ public actor WatchService: BrokerComponent {
     /// timer slept (a device coming back with a short timeout). Ten wake-ups a second cost nothing measurable.
     static let maximumSleep: Int64 = 100_000_000
 
-    nonisolated let devices: [WatchedDevice]
-    nonisolated let keys: [DeviceKey]
     nonisolated let snapshot: WatchSnapshot
     nonisolated let baseTopic: String
-    private nonisolated let watchIndex: TopicFilterIndex<Int>
-    private nonisolated let stateIndex: TopicFilterIndex<Int>
-    private nonisolated let helloIndex: [String: [Int]]
-    /// Which devices have a watchdog: those with watch topics or a hello topic.
-    private nonisolated let watchedSlots: [Int?]
-    /// The device index of each watchdog slot.
-    private nonisolated let slotOwners: [Int]
+    /// The configured devices and their indexes; replaced by `reconfigure`. Also readable without the actor,
+    /// for `subscriptions`.
+    private nonisolated let currentLayout: Mutex<WatchLayout>
+    private var layout: WatchLayout
     private var watchdog: Watchdog
     private let states: StateStore
     private let store: LevelDB
@@ -41,43 +36,26 @@ public actor WatchService: BrokerComponent {
     /// Wall-clock nanoseconds at daemon start: the "last activity" of a device never seen.
     private let startedAt: Int64
 
+    var devices: [WatchedDevice] { layout.devices }
+    var keys: [DeviceKey] { layout.keys }
+
     public init(devices: [WatchedDevice], baseTopic: String, store: LevelDB, events: DeviceEvents, logger: Logger) {
-        self.devices = devices
-        self.keys = devices.map { DeviceKey(type: $0.type, id: $0.id) }
         self.baseTopic = baseTopic
         self.store = store
         self.states = StateStore(store: store)
         self.events = events
         self.logger = logger
-        var watchIndex = TopicFilterIndex<Int>()
-        var stateIndex = TopicFilterIndex<Int>()
-        var helloIndex: [String: [Int]] = [:]
-        var slots: [Int?] = []
-        var timeouts: [(name: String, timeout: Int64)] = []
-        for (index, device) in devices.enumerated() {
-            for filter in device.watchTopics { watchIndex.insert(filter, index) }
-            for filter in device.stateTopics { stateIndex.insert(filter, index) }
-            if let hello = device.helloTopic { helloIndex[hello, default: []].append(index) }
-            if !device.watchTopics.isEmpty || device.helloTopic != nil {
-                slots.append(timeouts.count)
-                timeouts.append((device.name, Int64(device.watchTimeOut) * 1_000_000_000))
-            } else {
-                slots.append(nil)
-            }
-        }
-        self.watchIndex = watchIndex
-        self.stateIndex = stateIndex
-        self.helloIndex = helloIndex
-        self.watchedSlots = slots
-        self.slotOwners = slots.indices.filter { slots[$0] != nil }
+        let layout = WatchLayout(devices: devices)
+        self.layout = layout
+        self.currentLayout = Mutex(layout)
         let wallNow = wallClockNanoseconds()
         self.startedAt = wallNow
-        let watchdog = Watchdog(timeouts: timeouts, monotonicNow: monotonicNanoseconds(), wallNow: wallNow)
+        let watchdog = Watchdog(timeouts: layout.timeouts, monotonicNow: monotonicNanoseconds(), wallNow: wallNow)
         self.watchdog = watchdog
         self.helloCounts = Array(repeating: 0, count: devices.count)
         let snapshot = WatchSnapshot()
         self.snapshot = snapshot
-        snapshot.replaceAll(devices.indices.map { info($0, watchdog: watchdog, helloCount: 0) })
+        snapshot.replaceAll(devices.indices.map { Self.info($0, layout: layout, watchdog: watchdog, helloCount: 0) })
     }
 
     /// QoS 0 throughout (a QoS 1 retained replay beyond the broker's queue limit is dropped). On MQTT 5, our own
@@ -85,15 +63,42 @@ public actor WatchService: BrokerComponent {
     /// with (retain-as-published), so that states are restored exactly as they were sent. MQTT 3.1.1 clears the
     /// flag of every live message (§3.3.1.3): there, a state is recorded retained only when it arrives retained.
     public nonisolated var subscriptions: [(filter: TopicFilter, qos: UInt8)] {
-        var result: [(filter: TopicFilter, qos: UInt8)] = []
-        for device in devices {
-            result += device.watchTopics.map { ($0, SubscriptionOption.noLocal) }
-            result += device.stateTopics.map { ($0, SubscriptionOption.noLocal | SubscriptionOption.retainAsPublished) }
-            if let hello = device.helloTopic, let filter = try? TopicFilter(hello) {
-                result.append((filter, SubscriptionOption.noLocal))
+        currentLayout.withLock { $0.subscriptions }
+    }
+
+    /// Applies a reloaded configuration: devices that keep their name keep their watchdog state and hello count,
+    /// new ones start a grace period now, removed ones have their expire topic cleared.
+    /// - Returns: the names added and removed.
+    public func reconfigure(devices newDevices: [WatchedDevice]) -> (added: [String], removed: [String]) {
+        let old = layout
+        let oldWatchdog = watchdog
+        let new = WatchLayout(devices: newDevices)
+        var newWatchdog = Watchdog(
+            timeouts: new.timeouts, monotonicNow: monotonicNanoseconds(), wallNow: wallClockNanoseconds())
+        var newHellos = Array(repeating: 0, count: newDevices.count)
+        let oldByName = Dictionary(uniqueKeysWithValues: old.devices.enumerated().map { ($1.name, $0) })
+        for (index, device) in newDevices.enumerated() {
+            guard let oldIndex = oldByName[device.name] else { continue }
+            newHellos[index] = helloCounts[oldIndex]
+            if let slot = new.watchedSlots[index], let oldSlot = old.watchedSlots[oldIndex] {
+                newWatchdog.carryOver(device: slot, from: oldWatchdog.devices[oldSlot])
             }
         }
-        return result
+        newWatchdog.rebuildSchedule()
+        let newNames = Set(newDevices.map(\.name))
+        let removed = old.devices.map(\.name).filter { !newNames.contains($0) }
+        let added = newDevices.map(\.name).filter { oldByName[$0] == nil }
+        for name in removed {
+            client?.publishNoWait(topic: baseTopic + "/expire/" + name, payload: [], qos: 1, retain: true)
+        }
+        layout = new
+        currentLayout.withLock { $0 = new }
+        watchdog = newWatchdog
+        helloCounts = newHellos
+        let watchdogCopy = newWatchdog
+        snapshot.replaceAll(
+            newDevices.indices.map { Self.info($0, layout: new, watchdog: watchdogCopy, helloCount: newHellos[$0]) })
+        return (added, removed)
     }
 
     /// Starts the timer that expires silent devices and the `B/up` counter.
@@ -124,7 +129,7 @@ public actor WatchService: BrokerComponent {
         if !clearedStaleExpiries {
             // Every device starts in its grace period: an expire topic retained from an earlier run is stale.
             clearedStaleExpiries = true
-            for (index, slot) in watchedSlots.enumerated() where slot != nil && !watchdog.devices[slot!].expired {
+            for (index, slot) in layout.watchedSlots.enumerated() where slot != nil && !watchdog.devices[slot!].expired {
                 client.publishNoWait(topic: expireTopic(index), payload: [], qos: 1, retain: true)
             }
         }
@@ -141,9 +146,9 @@ public actor WatchService: BrokerComponent {
         var changed: [(Int, WatchInfo)] = []
         for transition in transitions {
             guard case .expired(let slot) = transition else { continue }
-            let index = deviceIndex(ofSlot: slot)
+            let index = layout.slotOwners[slot]
             announceExpired(index, slot: slot)
-            changed.append((index, info(index, watchdog: watchdog, helloCount: helloCounts[index])))
+            changed.append((index, Self.info(index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index])))
         }
         snapshot.update(changed)
         guard let next = watchdog.nextDeadline else { return Self.maximumSleep }
@@ -156,7 +161,7 @@ public actor WatchService: BrokerComponent {
         let ownPrefix = baseTopic + "/"
         for message in messages {
             if isEcho(message) { continue }
-            stateIndex.forEachMatch(message.topic) { index in
+            layout.stateIndex.forEachMatch(message.topic) { index in
                 states.record(
                     device: devices[index].name, topic: message.topic, payload: message.payload,
                     retain: message.retain, into: &batch)
@@ -165,11 +170,11 @@ public actor WatchService: BrokerComponent {
             if message.retain || message.topic.hasPrefix(ownPrefix) { continue }
             let monotonicNow = monotonicNanoseconds()
             let wallNow = wallClockNanoseconds()
-            watchIndex.forEachMatch(message.topic) { index in
+            layout.watchIndex.forEachMatch(message.topic) { index in
                 touched.insert(index)
                 activity(index, monotonicNow: monotonicNow, wallNow: wallNow)
             }
-            if let hellos = helloIndex[message.topic] {
+            if let hellos = layout.helloIndex[message.topic] {
                 for index in hellos {
                     touched.insert(index)
                     helloCounts[index] += 1
@@ -182,12 +187,13 @@ public actor WatchService: BrokerComponent {
         }
         if !batch.isEmpty { flush(&batch) }
         if !touched.isEmpty {
-            snapshot.update(touched.map { ($0, info($0, watchdog: watchdog, helloCount: helloCounts[$0])) })
+            snapshot.update(
+                touched.map { ($0, Self.info($0, layout: layout, watchdog: watchdog, helloCount: helloCounts[$0])) })
         }
     }
 
     private func activity(_ index: Int, monotonicNow: Int64, wallNow: Int64) {
-        guard let slot = watchedSlots[index] else { return }
+        guard let slot = layout.watchedSlots[index] else { return }
         if case .alive = watchdog.recordActivity(device: slot, monotonicNow: monotonicNow, wallNow: wallNow) {
             announceAlive(index, slot: slot)
         }
@@ -268,17 +274,69 @@ public actor WatchService: BrokerComponent {
         client?.publishNoWait(topic: statusTopic(index), payload: Array(body.utf8), qos: 1, retain: true)
     }
 
-    private nonisolated func deviceIndex(ofSlot slot: Int) -> Int { slotOwners[slot] }
-
-    private nonisolated func info(_ index: Int, watchdog: Watchdog, helloCount: Int) -> WatchInfo {
-        let slot = watchedSlots[index]
+    private static func info(_ index: Int, layout: WatchLayout, watchdog: Watchdog, helloCount: Int) -> WatchInfo {
+        let device = layout.devices[index]
+        let slot = layout.watchedSlots[index]
         let state = slot.map { watchdog.devices[$0] }
         // Deadlines are monotonic; shown as wall-clock time.
         let deadline = state.map { wallClockNanoseconds() + ($0.deadline - monotonicNanoseconds()) }
         return WatchInfo(
-            name: devices[index].name, kind: devices[index].kind, key: keys[index],
-            timeoutSeconds: devices[index].watchTimeOut, watched: slot != nil, expired: state?.expired ?? false,
-            lastActivity: state?.lastActivity, since: state?.since, deadline: deadline, helloCount: helloCount)
+            name: device.name, kind: device.kind, key: layout.keys[index], timeoutSeconds: device.watchTimeOut,
+            watched: slot != nil, expired: state?.expired ?? false, lastActivity: state?.lastActivity,
+            since: state?.since, deadline: deadline, helloCount: helloCount)
+    }
+}
+
+/// The configured devices and the indexes that map topics to them.
+struct WatchLayout: Sendable {
+    let devices: [WatchedDevice]
+    let keys: [DeviceKey]
+    let watchIndex: TopicFilterIndex<Int>
+    let stateIndex: TopicFilterIndex<Int>
+    let helloIndex: [String: [Int]]
+    /// Each device's watchdog slot: only devices with watch topics or a hello topic have one.
+    let watchedSlots: [Int?]
+    /// The device index of each watchdog slot.
+    let slotOwners: [Int]
+    let timeouts: [(name: String, timeout: Int64)]
+
+    init(devices: [WatchedDevice]) {
+        self.devices = devices
+        keys = devices.map { DeviceKey(type: $0.type, id: $0.id) }
+        var watchIndex = TopicFilterIndex<Int>()
+        var stateIndex = TopicFilterIndex<Int>()
+        var helloIndex: [String: [Int]] = [:]
+        var slots: [Int?] = []
+        var timeouts: [(name: String, timeout: Int64)] = []
+        for (index, device) in devices.enumerated() {
+            for filter in device.watchTopics { watchIndex.insert(filter, index) }
+            for filter in device.stateTopics { stateIndex.insert(filter, index) }
+            if let hello = device.helloTopic { helloIndex[hello, default: []].append(index) }
+            if !device.watchTopics.isEmpty || device.helloTopic != nil {
+                slots.append(timeouts.count)
+                timeouts.append((device.name, Int64(device.watchTimeOut) * 1_000_000_000))
+            } else {
+                slots.append(nil)
+            }
+        }
+        self.watchIndex = watchIndex
+        self.stateIndex = stateIndex
+        self.helloIndex = helloIndex
+        watchedSlots = slots
+        slotOwners = slots.indices.filter { slots[$0] != nil }
+        self.timeouts = timeouts
+    }
+
+    var subscriptions: [(filter: TopicFilter, qos: UInt8)] {
+        var result: [(filter: TopicFilter, qos: UInt8)] = []
+        for device in devices {
+            result += device.watchTopics.map { ($0, SubscriptionOption.noLocal) }
+            result += device.stateTopics.map { ($0, SubscriptionOption.noLocal | SubscriptionOption.retainAsPublished) }
+            if let hello = device.helloTopic, let filter = try? TopicFilter(hello) {
+                result.append((filter, SubscriptionOption.noLocal))
+            }
+        }
+        return result
     }
 }
 

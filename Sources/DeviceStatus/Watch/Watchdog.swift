@@ -80,6 +80,22 @@ public struct Watchdog: Sendable {
         return transitions
     }
 
+    /// Gives `device` the state a device of the same name had before a reconfiguration, then files its deadline
+    /// again. Call `rebuildSchedule()` once after the last carry-over.
+    public mutating func carryOver(device index: Int, from old: Device) {
+        devices[index].deadline = old.deadline
+        devices[index].lastActivity = old.lastActivity
+        devices[index].expired = old.expired
+        devices[index].since = old.since
+        devices[index].scheduled = old.scheduled
+    }
+
+    /// Files every scheduled device's deadline anew (after carry-overs).
+    public mutating func rebuildSchedule() {
+        heap.removeAll(keepingCapacity: true)
+        for index in devices.indices where devices[index].scheduled { push(devices[index].deadline, index) }
+    }
+
     // MARK: - Binary min-heap on deadline
 
     private mutating func push(_ deadline: Int64, _ device: Int) {
