@@ -5,7 +5,7 @@ import Storage
 import TestSupport
 
 // `make bench`'s measurements of the core (issue 2), each printed beside a reference measured in the same run.
-// Usage: devstatusd-bench <ingest|retained|memory|restart|all> [--daemon PATH] [--devices N] [--messages N]
+// Usage: devstatusd-bench <ingest|retained|memory|restart|watchdog|all> [--daemon PATH] [--devices N] [--messages N]
 
 let arguments = CommandLine.arguments.dropFirst()
 let mode = arguments.first ?? "all"
@@ -121,10 +121,16 @@ func ingest() async throws {
             + "ratio \(format(ours / reference)) (target >= 0.95)")
 }
 
-/// 100,000 retained devices: time until all answer, beside mosquitto_sub receiving them. Default broker settings.
+/// 100,000 retained devices: time until all answer, beside mosquitto_sub receiving them; once with the broker's
+/// default settings and once with `max_queued_messages` above the device count.
 func retained() async throws {
+    try await retained(extraConfig: [], label: "default broker settings")
+    try await retained(extraConfig: ["max_queued_messages 1000000"], label: "max_queued_messages 1000000")
+}
+
+func retained(extraConfig: [String], label: String) async throws {
     let devices = option("--devices", 100_000)
-    let broker = try await MosquittoBroker()
+    let broker = try await MosquittoBroker(extraConfig: extraConfig)
     let directory = try TemporaryDirectory(prefix: "bench-retained")
     let client = try await publisher(broker)
     for device in 0..<devices {
@@ -153,7 +159,7 @@ func retained() async throws {
     }
     _ = await daemon.stop(grace: .seconds(5))
     print(
-        "retained: \(devices) retained devices: devstatusd ready in \(format(seconds(elapsed))) s (from process start, "
+        "retained (\(label)): \(devices) retained devices: devstatusd ready in \(format(seconds(elapsed))) s (from process start, "
             + "\(ready ? "ready" : "NOT READY")), \(missing) missing; mosquitto_sub received \(subReceived) in "
             + "\(format(seconds(subElapsed))) s (from process start); broker dropped: "
             + "\(broker.log.contains("being dropped") ? "yes" : "no")")
@@ -174,6 +180,8 @@ func seed(_ path: String, devices: Int) throws {
             batch.clear()
         }
     }
+    // As the daemon keeps it: the device count, which sizes the table when loading.
+    batch.put(Array("m/count".utf8), Array("\(devices)".utf8))
     try store.write(batch)
     store.close()
 }
@@ -217,15 +225,138 @@ func memoryAndRestart() async throws {
             + "\((loaded - baseline) / max(devices, 1)) bytes per device (target <= 600)")
 }
 
+/// CPU seconds (user + system) the process has used so far.
+func cpuSeconds(_ pid: pid_t) -> Double {
+    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        let close = stat.lastIndex(of: ")")
+    else { return 0 }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    // After the command: state is field 3, utime 14 and stime 15 (1-based, proc(5)).
+    let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+    return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+func percentile(_ values: [Double], _ p: Double) -> Double {
+    guard !values.isEmpty else { return .nan }
+    let sorted = values.sorted()
+    return sorted[min(sorted.count - 1, Int((Double(sorted.count) * p).rounded(.up)) - 1)]
+}
+
+/// 100,000 watched devices, timeouts 5–60 s, a stream keeping 95% alive: CPU idle and under the stream, and how
+/// late expiry publications are against their deadlines.
+func watchdog() async throws {
+    let devices = option("--devices", 100_000)
+    let silentEvery = 20  // every 20th device never speaks: 5% expire
+    let directory = try TemporaryDirectory(prefix: "bench-watchdog")
+    var config = "[mqtt]\nbaseTopic = \"bench/monitoring\"\n"
+    for index in 0..<devices {
+        config += "[device_d\(index)]\nwatchTimeOut = \(5 + index % 56)\nwatchTopics = \"fleet/d\(index)/#\"\n"
+    }
+    try config.write(toFile: directory.file("config.toml"), atomically: true, encoding: .utf8)
+    let broker = try await MosquittoBroker(extraConfig: ["max_queued_messages 1000000"])
+    let recorder = try MQTTClient(
+        configuration: MQTTConfiguration(broker: BrokerURL(parsing: broker.url), clientID: "bench-expiry"))
+    let arrivals = ArrivalLog()
+    recorder.start()
+    guard waitUntil(timeout: .seconds(10), { recorder.isConnected }) else { throw TestSupportError("recorder") }
+    try await recorder.subscribe("bench/monitoring/expire/#", qos: 1)
+    let recording = Task {
+        for await batch in recorder.messageBatches {
+            let now = wallClockNanoseconds()
+            arrivals.add(batch.filter { !$0.payload.isEmpty && !$0.retain }.map { ($0.topic, now) })
+        }
+    }
+
+    let port = try FreePort.next()
+    let start = ContinuousClock.now
+    let daemon = try ChildProcess(
+        executable: daemonPath,
+        arguments: ["--config", directory.file("config.toml"), "--port", "\(port)", "--broker", broker.url,
+            "--data-dir", directory.file("data"), "--log-level", "warning"],
+        environment: ["STATE_DIRECTORY": ""], outputPath: directory.file("daemon.log"))
+    guard waitUntil({ body(port, "/readyz")?.contains("\"ready\"") == true }) else { throw TestSupportError("daemon not ready") }
+    print("watchdog: \(devices) devices configured, ready \(format(seconds(ContinuousClock.now - start))) s after start")
+    // Deadlines of the silent devices, as the daemon reports them, before they pass.
+    var deadlines: [String: Int64] = [:]
+    for index in stride(from: 0, to: devices, by: silentEvery) {
+        guard let view = body(port, "/devices/device/d\(index)"),
+            let range = view.range(of: #""deadline":""#),
+            let end = view[range.upperBound...].firstIndex(of: "\""),
+            let deadline = RFC3339.parse(String(view[range.upperBound..<end]))
+        else { continue }
+        deadlines["bench/monitoring/expire/d\(index)"] = deadline
+    }
+
+    // The stream: every device but the silent ones, round robin, ~30,000 msg/s (each alive device every ~3 s).
+    let publisher = try await publisher(broker)
+    let alive = (0..<devices).filter { $0 % silentEvery != 0 }
+    let streamSeconds = 20
+    let cpuBefore = cpuSeconds(daemon.pid)
+    let streamStart = ContinuousClock.now
+    var sent = 0
+    for second in 0..<streamSeconds {
+        for step in 0..<30_000 {
+            let device = alive[(second * 30_000 + step) % alive.count]
+            publisher.publishNoWait(topic: "fleet/d\(device)/temp", payload: Array("21.5".utf8))
+            sent += 1
+            if step % 1000 == 999 { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        try await Task.sleep(until: streamStart + .seconds(second + 1), clock: .continuous)
+    }
+    let streamCPU = cpuSeconds(daemon.pid) - cpuBefore
+    let streamElapsed = seconds(ContinuousClock.now - streamStart)
+    // Let the rest of the silent devices (timeouts up to 60 s) expire, then measure a quiet stretch.
+    try await Task.sleep(until: start + .seconds(70), clock: .continuous)
+    let idleBefore = cpuSeconds(daemon.pid)
+    let idleStart = ContinuousClock.now
+    try await Task.sleep(for: .seconds(10))
+    let idleCPU = cpuSeconds(daemon.pid) - idleBefore
+    let idleElapsed = seconds(ContinuousClock.now - idleStart)
+
+    let seen = arrivals.all
+    var lateness: [Double] = []
+    var expiredAlive = 0
+    for (topic, time) in seen {
+        if let deadline = deadlines[topic] {
+            lateness.append(Double(time - deadline) / 1e6)
+        } else if let index = Int(topic.split(separator: "/").last!.dropFirst()), index % silentEvery != 0 {
+            expiredAlive += 1
+        }
+    }
+    _ = await daemon.stop(grace: .seconds(5))
+    recording.cancel()
+    await recorder.stop()
+    await publisher.stop()
+    print(
+        "watchdog: CPU under a \(Int(Double(sent) / streamElapsed)) msg/s stream: \(format(100 * streamCPU / streamElapsed, 1))% of a core; "
+            + "idle: \(format(100 * idleCPU / idleElapsed, 2))% of a core (target < 1%)")
+    print(
+        "watchdog: \(lateness.count) of \(deadlines.count) silent devices expired; lateness against their deadlines: "
+            + "p50 \(format(percentile(lateness, 0.5), 1)) ms, p99 \(format(percentile(lateness, 0.99), 1)) ms, "
+            + "max \(format(lateness.max() ?? .nan, 1)) ms (target p99 < 100 ms); streamed devices expired: \(expiredAlive)")
+}
+
+final class ArrivalLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private var entries: [(String, Int64)] = []
+    func add(_ new: [(String, Int64)]) { lock.withLock { entries += new } }
+    var all: [(String, Int64)] { lock.withLock { entries } }
+}
+
 switch mode {
 case "ingest": try await ingest()
 case "retained": try await retained()
 case "memory", "restart": try await memoryAndRestart()
+case "watchdog": try await watchdog()
+case "seed":
+    // devstatusd-bench seed DIR [--devices N]: a data directory with N Disconnect-sized statuses.
+    try seed(String(arguments.dropFirst().first ?? "bench-data"), devices: option("--devices", 1_000_000))
 case "all":
     try await ingest()
     try await retained()
     try await memoryAndRestart()
+    try await watchdog()
 default:
-    print("usage: devstatusd-bench <ingest|retained|memory|restart|all> [--daemon PATH] [--devices N] [--messages N]")
+    print("usage: devstatusd-bench <ingest|retained|memory|restart|watchdog|all> [--daemon PATH] [--devices N] [--messages N]")
     exit(1)
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import MQTT
 import Storage
@@ -30,6 +31,8 @@ public actor StatusRegistry {
 
     static let statusPrefix: [UInt8] = Array("s/".utf8)
     static let organizationKey: [UInt8] = Array("m/org".utf8)
+    /// How many statuses are stored, written with every change: sizes the table when loading.
+    static let countKey: [UInt8] = Array("m/count".utf8)
 
     public nonisolated let table: DeviceTable
     private let store: LevelDB
@@ -73,23 +76,43 @@ public actor StatusRegistry {
     }
 
     /// Loads every stored status into the table. Call once, before the HTTP port opens.
+    ///
+    /// Reading LevelDB (decompressing, copying out) and filling the dictionary take about as long as each other, so
+    /// a thread of its own reads while this one inserts; the device count stored with every write sizes the
+    /// dictionary up front, so it never rehashes.
     /// - Returns: the number of devices loaded.
     @discardableResult
     public func load() throws -> Int {
         var loaded: [String: StatusRecord] = [:]
-        var skipped = 0
-        try store.forEach(prefix: Self.statusPrefix) { key, value in
-            let path = String(decoding: key.dropFirst(Self.statusPrefix.count), as: UTF8.self)
-            if let record = StatusRecord(encoded: Array(value)) {
-                loaded[path] = record
-            } else {
-                skipped += 1
+        if let hint = try store.get(Self.countKey).flatMap({ UInt64(String(decoding: $0, as: UTF8.self)) }) {
+            loaded.reserveCapacity(Int(min(hint, 100_000_000)))
+        }
+        let chunks = ChunkChannel<(String, StatusRecord)>()
+        let store = store
+        let reader = Thread {
+            var chunk: [(String, StatusRecord)] = []
+            chunk.reserveCapacity(ChunkChannel<(String, StatusRecord)>.chunkSize)
+            do {
+                try store.forEach(prefix: Self.statusPrefix) { key, value in
+                    let path = String(decoding: UnsafeRawBufferPointer(rebasing: key[Self.statusPrefix.count...]), as: UTF8.self)
+                    if let record = StatusRecord(encoded: Array(value)) { chunk.append((path, record)) }
+                    if chunk.count == ChunkChannel<(String, StatusRecord)>.chunkSize {
+                        chunks.put(chunk)
+                        chunk.removeAll(keepingCapacity: true)
+                    }
+                    return true
+                }
+                chunks.put(chunk)
+                chunks.finish(error: nil)
+            } catch {
+                chunks.finish(error: error)
             }
-            return true
         }
-        if skipped > 0 {
-            logger.warning("skipped unreadable stored statuses", metadata: ["count": "\(skipped)"])
+        reader.start()
+        while let chunk = chunks.take() {
+            for (path, record) in chunk { loaded[path] = record }
         }
+        if let error = chunks.error { throw error }
         if let stored = try store.get(Self.organizationKey) {
             learnedOrganization = String(decoding: stored, as: UTF8.self)
         }
@@ -167,6 +190,8 @@ public actor StatusRegistry {
             table.setOrganization(organization)
         }
         guard !changes.isEmpty else { return }
+        table.apply(changes)
+        batch.put(Self.countKey, Array("\(table.count)".utf8))
         let writeStarted = ContinuousClock.now
         do {
             try store.write(batch, sync: false)
@@ -175,7 +200,6 @@ public actor StatusRegistry {
             counters.storeErrors += 1
             logger.error("could not persist status changes", metadata: ["error": "\(error)"])
         }
-        table.apply(changes)
         if let events, !transitions.isEmpty {
             let now = wallClockNanoseconds()
             for transition in transitions {
