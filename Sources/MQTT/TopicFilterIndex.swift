@@ -48,6 +48,8 @@ public struct TopicFilterIndex<Value: Sendable>: Sendable {
 
     /// Calls `body` with every value whose filter matches `topic`.
     public func forEachMatch(_ topic: String, _ body: (Value) -> Void) {
+        // An empty topic name is not a topic (MQTT 3.1.1 §4.7.3): nothing matches it.
+        guard !topic.isEmpty else { return }
         let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
         let isSystemTopic = topic.hasPrefix("$")
         Self.walk(root, levels[...], isFirstLevel: true, isSystemTopic: isSystemTopic, body)

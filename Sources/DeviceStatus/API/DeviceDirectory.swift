@@ -97,6 +97,22 @@ public final class DeviceDirectory: Sendable {
         return candidates.first ?? Judgement(state: .unknown)
     }
 
+    /// Every known device (status-topic records and configured devices) by its overall status. O(devices).
+    public func countsByState() -> [DeviceState: Int] {
+        let watched = watch.all
+        let watchedPaths = Set(watched.map(\.key.path))
+        var counts: [DeviceState: Int] = [:]
+        table.forEach { path, action in
+            guard !watchedPaths.contains(path) else { return }
+            counts[action == .connect ? .online : .offline, default: 0] += 1
+        }
+        for info in watched {
+            let state = Self.judge(record: table.record(for: info.key), watch: info)?.state ?? .unknown
+            counts[state, default: 0] += 1
+        }
+        return counts
+    }
+
     /// `GET /devices/<type>/<id>` as JSON, or nil when nothing is known or configured.
     public func viewJSON(for key: DeviceKey) -> String? {
         let record = table.record(for: key)

@@ -56,11 +56,12 @@ public final class DaemonRunner: Sendable {
         }
         readiness.storeDidLoad()
         live.withLock { $0.registry = registry }
-        health.attach(registry: registry, readiness: readiness, devices: { table.statusTopicCountsByState() })
-        metrics.sample(registry: registry)
         let watch = WatchService(
             devices: config.watched, baseTopic: config.mqtt.baseTopic, store: store, events: events, logger: logger)
         let directory = DeviceDirectory(table: table, watch: watch.snapshot)
+        // Devices by overall status (status topic and watchdog together) for the status line and /metrics.
+        health.attach(registry: registry, readiness: readiness, devices: { directory.countsByState() })
+        metrics.sample(registry: registry, devices: { directory.countsByState() })
         let agents = AgentSupervisor(
             watched: config.watched, dataDirectory: config.storage.dataDir, baseTopic: config.mqtt.baseTopic,
             logger: logger, onRestart: { [metrics] in metrics.agentRestarted($0) })
