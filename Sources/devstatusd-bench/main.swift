@@ -166,15 +166,17 @@ func retained(extraConfig: [String], label: String) async throws {
 }
 
 /// Writes `devices` Disconnect-sized statuses straight into a LevelDB data directory, as the daemon stores them.
-func seed(_ path: String, devices: Int) throws {
+/// Devices are `bench<n % 10>/d<n>`, or with `httpNames` `type<n % 10>/dev<n>` (what bench-http.sh asks for).
+func seed(_ path: String, devices: Int, httpNames: Bool = false) throws {
     let store = try LevelDB(path: path)
     var batch = WriteBatch()
     for device in 0..<devices {
-        let type = "bench\(device % 10)"
+        let type = httpNames ? "type\(device % 10)" : "bench\(device % 10)"
+        let id = httpNames ? "dev\(device)" : "d\(device)"
         let record = StatusRecord(
             action: .disconnect, time: 1_600_000_000_000_000_000 + Int64(device),
-            payload: disconnect(type: type, id: "d\(device)", time: timeString(device)))
-        batch.put(Array("s/\(type)/d\(device)".utf8), record.encoded)
+            payload: disconnect(type: type, id: id, time: timeString(device)))
+        batch.put(Array("s/\(type)/\(id)".utf8), record.encoded)
         if batch.count == 10_000 {
             try store.write(batch)
             batch.clear()
@@ -349,8 +351,10 @@ case "retained": try await retained()
 case "memory", "restart": try await memoryAndRestart()
 case "watchdog": try await watchdog()
 case "seed":
-    // devstatusd-bench seed DIR [--devices N]: a data directory with N Disconnect-sized statuses.
-    try seed(String(arguments.dropFirst().first ?? "bench-data"), devices: option("--devices", 1_000_000))
+    // devstatusd-bench seed DIR [--devices N] [--http-names]: a data directory with N Disconnect-sized statuses.
+    try seed(
+        String(arguments.dropFirst().first ?? "bench-data"), devices: option("--devices", 1_000_000),
+        httpNames: arguments.contains("--http-names"))
 case "all":
     try await ingest()
     try await retained()

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make bench`: every benchmark, each printing its figures beside a reference measured in the same run
+# (mosquitto_sub for ingestion, nginx for HTTP). Expects `swift build -c release` done (the Makefile does it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="$(swift build -c release --show-bin-path)"
+[ -x "$bin/devstatusd-bench" ] || swift build -c release --product devstatusd-bench
+
+echo "== core (issue 2) and watchdog (issue 4): devstatusd-bench all"
+"$bin/devstatusd-bench" all --daemon "$bin/devstatusd" 2>&1 | grep -vE ' (info|notice) '
+
+echo "== HTTP (issue 3): wrk against devstatusd and nginx"
+work=$(mktemp -d /tmp/devstatusd-bench-http.XXXXXX)
+trap 'kill "${daemon:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+"$bin/devstatusd-bench" seed "$work/data" --devices 10000 --http-names
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# No broker is needed to answer lookups: the store is loaded before the port opens.
+STATE_DIRECTORY= "$bin/devstatusd" --data-dir "$work/data" --port "$port" --broker tcp://127.0.0.1:1 \
+    --log-level error >"$work/daemon.log" 2>&1 &
+daemon=$!
+for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+scripts/bench-http.sh "$port/type1/dev1"
+scripts/bench-http.sh --random-devices "$port"
+kill "$daemon"; wait "$daemon" 2>/dev/null || true
+
+echo "== operations (issue 5)"
+scripts/bench-operations.sh
