@@ -34,8 +34,9 @@ public enum ConfigLoader {
     /// Keys of an `[agent_<name>]` section: a device's plus the process to run.
     public static let agentKeys = deviceKeys + ["exec", "restartOnExpire"]
 
-    // A config file is a few kilobytes; a bigger one is the wrong file (a log, a binary), not a config.
-    static let maximumFileBytes = 4 << 20
+    // A config is a few kilobytes, or a few megabytes for a fleet of 100,000 watched devices (about 65 bytes a
+    // section); far bigger is the wrong file (a log, a binary), not a config.
+    static let maximumFileBytes = 64 << 20
     // A token file holds one line; anything bigger is the wrong file.
     static let maximumTokenFileBytes = 64 << 10
 

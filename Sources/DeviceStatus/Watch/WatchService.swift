@@ -160,11 +160,13 @@ public actor WatchService: BrokerComponent {
         var touched = Set<Int>()
         let ownPrefix = baseTopic + "/"
         for message in messages {
-            if isEcho(message) { continue }
-            layout.stateIndex.forEachMatch(message.topic) { index in
-                states.record(
-                    device: devices[index].name, topic: message.topic, payload: message.payload,
-                    retain: message.retain, into: &batch)
+            if !pendingEchoes.isEmpty, isEcho(message) { continue }
+            if layout.stateIndex.count > 0 {
+                layout.stateIndex.forEachMatch(message.topic) { index in
+                    states.record(
+                        device: devices[index].name, topic: message.topic, payload: message.payload,
+                        retain: message.retain, into: &batch)
+                }
             }
             // Retained messages are replays of the past, and our own publications say nothing of devices.
             if message.retain || message.topic.hasPrefix(ownPrefix) { continue }
