@@ -114,17 +114,17 @@ struct MonFieldScanner {
             while true {
                 skipWhitespace()
                 guard peek() == UInt8(ascii: "\"") else { throw fail("expected a member name") }
-                let name = try readString()
+                let name = try readMemberName()
                 skipWhitespace()
                 guard peek() == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 index += 1
                 skipWhitespace()
                 switch name {
-                case "Action": fields.action = try readStringField(name)
-                case "ClientID": fields.clientID = try readStringField(name)
-                case "Time": fields.time = try readStringField(name)
-                case "CloseCode": fields.closeCode = try readIntegerField(name)
-                default: try skipValue(depth: 1)
+                case .action: fields.action = try readStringField("Action")
+                case .clientID: fields.clientID = try readStringField("ClientID")
+                case .time: fields.time = try readStringField("Time")
+                case .closeCode: fields.closeCode = try readIntegerField("CloseCode")
+                case .other: try skipValue(depth: 1)
                 }
                 skipWhitespace()
                 guard let next = peek() else { throw fail("unterminated object") }
@@ -139,6 +139,38 @@ struct MonFieldScanner {
     }
 
     private func fail(_ reason: String) -> MalformedPayload { .badJSON(offset: index, reason: reason) }
+
+    enum MemberName { case action, clientID, time, closeCode, other }
+
+    /// Reads a member name, comparing its bytes with the four that matter before building any String: a status
+    /// payload has a dozen members, and this runs for every message.
+    private mutating func readMemberName() throws(MalformedPayload) -> MemberName {
+        let start = index + 1
+        var end = start
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 {
+            end += 1
+        }
+        guard end < bytes.count, bytes[end] == UInt8(ascii: "\"") else {
+            // Escapes or an error: the general path validates and decodes.
+            return switch try readString() {
+            case "Action": .action
+            case "ClientID": .clientID
+            case "Time": .time
+            case "CloseCode": .closeCode
+            default: .other
+            }
+        }
+        let name = UnsafeBufferPointer(rebasing: bytes[start..<end])
+        index = end + 1
+        guard name.allSatisfy({ $0 < 0x80 }) || String(validating: name, as: UTF8.self) != nil else {
+            throw fail("invalid UTF-8")
+        }
+        if name.elementsEqual("Action".utf8) { return .action }
+        if name.elementsEqual("ClientID".utf8) { return .clientID }
+        if name.elementsEqual("Time".utf8) { return .time }
+        if name.elementsEqual("CloseCode".utf8) { return .closeCode }
+        return .other
+    }
 
     private func peek() -> UInt8? { index < bytes.count ? bytes[index] : nil }
 

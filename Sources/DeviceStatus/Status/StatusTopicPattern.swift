@@ -32,23 +32,24 @@ public struct StatusTopicPattern: Sendable, Hashable {
     /// The device a topic names, if the topic matches this filter and both levels are non-empty.
     public func device(inTopic topic: String) -> DeviceKey? {
         guard filter.matches(topic) else { return nil }
-        var type: Substring?
-        var id: Substring?
+        let utf8 = topic.utf8
+        var type: Substring.UTF8View?
+        var id: Substring.UTF8View?
         var level = 0
-        var start = topic.startIndex
-        var index = topic.startIndex
+        var start = utf8.startIndex
+        var index = utf8.startIndex
         while true {
-            let atEnd = index == topic.endIndex
-            if atEnd || topic[index] == "/" {
-                if level == typeLevel { type = topic[start..<index] }
-                if level == idLevel { id = topic[start..<index] }
-                if atEnd { break }
+            let atEnd = index == utf8.endIndex
+            if atEnd || utf8[index] == UInt8(ascii: "/") {
+                if level == typeLevel { type = topic[start..<index].utf8 }
+                if level == idLevel { id = topic[start..<index].utf8 }
+                if atEnd || (type != nil && id != nil) { break }
                 level += 1
-                start = topic.index(after: index)
+                start = utf8.index(after: index)
             }
-            index = topic.index(after: index)
+            index = utf8.index(after: index)
         }
         guard let type, let id, !type.isEmpty, !id.isEmpty else { return nil }
-        return DeviceKey(type: String(type), id: String(id))
+        return DeviceKey(type: String(Substring(type)), id: String(Substring(id)))
     }
 }

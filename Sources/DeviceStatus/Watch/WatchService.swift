@@ -169,7 +169,11 @@ public actor WatchService: BrokerComponent {
                 }
             }
             // Retained messages are replays of the past, and our own publications say nothing of devices.
-            if message.retain || message.topic.hasPrefix(ownPrefix) { continue }
+            if message.retain || (layout.watchIndex.count == 0 && layout.helloIndex.isEmpty)
+                || message.topic.hasPrefix(ownPrefix)
+            {
+                continue
+            }
             let monotonicNow = monotonicNanoseconds()
             let wallNow = wallClockNanoseconds()
             layout.watchIndex.forEachMatch(message.topic) { index in
