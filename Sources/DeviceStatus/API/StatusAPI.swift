@@ -7,12 +7,17 @@ public struct StatusAPI: Sendable {
     let readiness: Readiness
     /// The operation routes of SPEC §4.3 (none when nil).
     let operations: OperationRoutes?
+    /// The fleet list, history and event stream of SPEC §4.2; default: the list only, over `directory`.
+    let fleet: FleetRoutes?
     var table: DeviceTable { directory.table }
 
-    public init(directory: DeviceDirectory, readiness: Readiness, operations: OperationRoutes? = nil) {
+    public init(
+        directory: DeviceDirectory, readiness: Readiness, operations: OperationRoutes? = nil, fleet: FleetRoutes? = nil
+    ) {
         self.directory = directory
         self.readiness = readiness
         self.operations = operations
+        self.fleet = fleet
     }
 
     public var router: Router {
@@ -49,6 +54,7 @@ public struct StatusAPI: Sendable {
             return .json(.ok, directory.iotMonitorListJSON())
         }
         operations?.register(in: &router)
+        (fleet ?? FleetRoutes(directory: directory)).register(in: &router)
         return router
     }
 }

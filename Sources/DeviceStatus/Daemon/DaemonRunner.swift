@@ -55,6 +55,12 @@ public final class DaemonRunner: Sendable {
             throw DaemonFailure(kind: .dataDirectory, description: "\(error)")
         }
         readiness.storeDidLoad()
+        // Status transitions: kept per device (history) and streamed (GET /events).
+        let history = HistoryLog(store: store, logger: logger)
+        history.observe(events)
+        let eventStream = StatusEventStream()
+        eventStream.observe(events)
+        eventStream.start()
         live.withLock { $0.registry = registry }
         let watch = WatchService(
             devices: config.watched, baseTopic: config.mqtt.baseTopic, store: store, events: events, logger: logger)
@@ -86,7 +92,8 @@ public final class DaemonRunner: Sendable {
 
         let api = StatusAPI(
             directory: directory, readiness: readiness,
-            operations: OperationRoutes(delivery: operations, access: WriteAccess(token: config.http.token)))
+            operations: OperationRoutes(delivery: operations, access: WriteAccess(token: config.http.token)),
+            fleet: FleetRoutes(directory: directory, history: history, events: eventStream))
         var router = api.router
         router.addMetricsRoute(metrics)
         let server = HTTPServer(
@@ -126,6 +133,8 @@ public final class DaemonRunner: Sendable {
         await shutdown.wait()
         logger.info("stopping")
         health.enter(.stopping)
+        // Event streams never end by themselves: end them now rather than at the end of the grace period.
+        eventStream.stop()
         // In-flight requests get 3 s of the 5 s a stop may take; the rest is for the broker and the store.
         await server.gracefulShutdown(gracePeriod: .seconds(3))
         // Agents keep running for the next daemon to adopt (SPEC §7; the unit needs KillMode=process).
@@ -133,6 +142,7 @@ public final class DaemonRunner: Sendable {
         await operations.stop()
         await watch.stop()
         await link.stop(client: client, tasks: tasks)
+        history.flush()
         // Everything written so far reaches the disk, not only the page cache.
         do {
             try store.write(WriteBatch(), sync: true)

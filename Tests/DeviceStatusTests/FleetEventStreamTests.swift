@@ -1,0 +1,203 @@
+import HTTP1
+import Logging
+import Synchronization
+import TestSupport
+import Testing
+
+@testable import DeviceStatus
+
+/// `GET /events` over a real server on a free port, read with a plain socket.
+@Suite struct FleetEventStreamTests {
+    static let key = DeviceKey(type: "type1", id: "ps1")
+
+    static func transition(_ from: DeviceState, _ to: DeviceState, id: String = "ps1") -> DeviceEvent {
+        DeviceEvent(
+            key: DeviceKey(type: "type1", id: id), kind: .transition(from: from, to: to), source: "status",
+            reason: to == .online ? "Connect" : "Disconnect", time: 1_700_000_000_000_000_000)
+    }
+
+    /// A server answering `/events` from `stream`.
+    final class Fixture: Sendable {
+        let stream: StatusEventStream
+        let server: HTTPServer
+        let port: Int
+
+        init(_ stream: StatusEventStream) throws {
+            self.stream = stream
+            var router = Router()
+            router.get("events") { request, _ in stream.reply(lastEventID: request.headers["Last-Event-ID"]) }
+            server = HTTPServer(
+                configuration: .init(bind: "127.0.0.1", port: 0, threads: 1), responder: router,
+                logger: Logger(label: "test"))
+            port = try server.start()
+        }
+
+        /// Opens `/events` and returns the connection, once its head has arrived.
+        func open(lastEventID: String? = nil) async throws -> EventReader {
+            let reader = try EventReader(port: port)
+            var request = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+            if let lastEventID { request += "Last-Event-ID: \(lastEventID)\r\n" }
+            try reader.connection.send(Array((request + "\r\n").utf8))
+            _ = try await reader.read(until: "\r\n\r\n")
+            return reader
+        }
+
+        deinit { server.shutdown(gracePeriod: .zero) }
+    }
+
+    /// Reads a stream's bytes as text.
+    final class EventReader {
+        let connection: LoopbackConnection
+        private(set) var text = ""
+
+        init(port: Int) throws {
+            // Short socket timeouts, so that waiting for data yields the test's thread (the heartbeat task needs one).
+            connection = try LoopbackConnection(port: port, timeout: .milliseconds(20))
+        }
+
+        /// Reads until `marker` has arrived; throws when the stream closes or after 5 s. Returns all read so far.
+        @discardableResult
+        func read(until marker: String) async throws -> String {
+            let deadline = ContinuousClock.now + .seconds(5)
+            while !text.contains(marker) {
+                guard let chunk = try? connection.receive() else {
+                    guard ContinuousClock.now < deadline else {
+                        throw TestSupportError("\(marker) not received within 5 s; read so far: \(text)")
+                    }
+                    try await Task.sleep(for: .milliseconds(5))
+                    continue
+                }
+                if chunk.isEmpty { throw TestSupportError("stream closed; read so far: \(text)") }
+                text += String(decoding: chunk, as: UTF8.self)
+            }
+            return text
+        }
+
+        /// The events read so far: (id, event, data).
+        var events: [(id: Int64, event: String, data: String)] {
+            let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined()
+            return body.components(separatedBy: "\n\n").compactMap { block in
+                var id: Int64?
+                var event = ""
+                var data = ""
+                for line in block.split(separator: "\n") {
+                    if line.hasPrefix("id: ") { id = Int64(line.dropFirst(4)) }
+                    if line.hasPrefix("event: ") { event = String(line.dropFirst(7)) }
+                    if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
+                }
+                return id.map { ($0, event, data) }
+            }
+        }
+    }
+
+    @Test func streamsATransitionAsAnSSEEvent() async throws {
+        let fixture = try Fixture(StatusEventStream())
+        let reader = try await fixture.open()
+        #expect(reader.text.lowercased().contains("content-type: text/event-stream"))
+        #expect(reader.text.contains("retry: 2000"))
+        #expect(await eventually { fixture.stream.streamCount == 1 })
+        fixture.stream.publish(Self.transition(.online, .offline))
+        fixture.stream.publish(DeviceEvent(key: Self.key, kind: .hello, source: "hello", time: 0))
+        fixture.stream.publish(Self.transition(.offline, .online))
+        try await reader.read(until: #""to":"online""#)
+        let events = reader.events
+        #expect(events.count == 2)
+        #expect(events.allSatisfy { $0.event == "status" })
+        #expect(events[0].id < events[1].id)
+        #expect(
+            events[0].data
+                == #"{"type":"type1","id":"ps1","from":"online","to":"offline","source":"status","reason":"Disconnect","time":"2023-11-14T22:13:20.000Z"}"#
+        )
+    }
+
+    @Test func resumesAfterLastEventIDWithOnlyTheLaterEvents() async throws {
+        let fixture = try Fixture(StatusEventStream())
+        for index in 0..<5 { fixture.stream.publish(Self.transition(.offline, .online, id: "d\(index)")) }
+        let first = try await fixture.open()
+        fixture.stream.publish(Self.transition(.offline, .online, id: "d5"))
+        try await first.read(until: #""id":"d5""#)
+        // Only the live event: without Last-Event-ID nothing is replayed.
+        #expect(first.events.map(\.data).allSatisfy { $0.contains(#""id":"d5""#) })
+        let seen = try #require(first.events.last?.id)
+        fixture.stream.publish(Self.transition(.offline, .online, id: "d6"))
+        fixture.stream.publish(Self.transition(.offline, .online, id: "d7"))
+
+        let resumed = try await fixture.open(lastEventID: "\(seen)")
+        try await resumed.read(until: #""id":"d7""#)
+        #expect(resumed.events.map { $0.data.contains(#""id":"d6""#) } == [true, false])
+        #expect(resumed.events.allSatisfy { $0.id > seen })
+        // And the stream goes on live after the replay.
+        fixture.stream.publish(Self.transition(.offline, .online, id: "d8"))
+        try await resumed.read(until: #""id":"d8""#)
+        #expect(resumed.events.count == 3)
+    }
+
+    @Test func saysSoWhenTheEventsToResumeFromAreNoLongerKept() async throws {
+        let fixture = try Fixture(StatusEventStream())
+        fixture.stream.publish(Self.transition(.offline, .online, id: "first"))
+        let firstID = fixture.stream.lastEventID
+        for index in 0..<(StatusEventStream.ringCapacity + 10) {
+            fixture.stream.publish(Self.transition(.offline, .online, id: "d\(index)"))
+        }
+        let resumed = try await fixture.open(lastEventID: "\(firstID)")
+        try await resumed.read(until: #""id":"d\#(StatusEventStream.ringCapacity + 9)""#)
+        #expect(resumed.text.contains(": missed events"))
+        #expect(resumed.events.count == StatusEventStream.ringCapacity)
+    }
+
+    @Test func sendsHeartbeatComments() async throws {
+        let stream = StatusEventStream(heartbeatInterval: .milliseconds(50))
+        let fixture = try Fixture(stream)
+        stream.start()
+        defer { stream.stop() }
+        let reader = try await fixture.open()
+        try await reader.read(until: ": heartbeat\n\n")
+    }
+
+    @Test func forgetsAClientThatGoesAway() async throws {
+        let fixture = try Fixture(StatusEventStream())
+        do {
+            let reader = try await fixture.open()
+            #expect(await eventually { fixture.stream.streamCount == 1 })
+            _ = reader
+        }
+        // The socket closed with the reader; the server notices at its next read or write.
+        fixture.stream.publish(Self.transition(.online, .offline))
+        #expect(await eventually { fixture.stream.streamCount == 0 })
+    }
+
+    @Test func refusesStreamsBeyondItsLimit() async throws {
+        let fixture = try Fixture(StatusEventStream(maximumStreams: 1))
+        let first = try await fixture.open()
+        #expect(await eventually { fixture.stream.streamCount == 1 })
+        let refused = try httpGet(port: fixture.port, path: "/events")
+        #expect(refused.status == 503)
+        _ = first
+    }
+
+    @Test func endsEveryStreamOnStop() async throws {
+        let fixture = try Fixture(StatusEventStream())
+        let reader = try await fixture.open()
+        #expect(await eventually { fixture.stream.streamCount == 1 })
+        fixture.stream.stop()
+        #expect(fixture.stream.streamCount == 0)
+        // The server closes the connection once everything sent is out.
+        await #expect(throws: TestSupportError.self) { try await reader.read(until: "never sent") }
+        #expect(reader.text.hasSuffix("retry: 2000\n\n"))
+    }
+
+    @Test func keepsIDsIncreasingWhenTheClockStandsStillOrGoesBack() {
+        let now = Mutex<Int64>(5_000)
+        let stream = StatusEventStream(clock: { now.withLock { $0 } })
+        stream.publish(Self.transition(.online, .offline))
+        #expect(stream.lastEventID == 5_000)
+        stream.publish(Self.transition(.offline, .online))
+        #expect(stream.lastEventID == 5_001)
+        now.withLock { $0 = 10 }
+        stream.publish(Self.transition(.online, .offline))
+        #expect(stream.lastEventID == 5_002)
+        now.withLock { $0 = 9_000 }
+        stream.publish(Self.transition(.offline, .online))
+        #expect(stream.lastEventID == 9_000)
+    }
+}

@@ -1,0 +1,210 @@
+import Foundation
+import HTTP1
+import Testing
+
+@testable import DeviceStatus
+
+@Suite struct FleetListingTests {
+    static let baseTime: Int64 = 1_700_000_000_000_000_000
+
+    /// A table with `connected` and `disconnected` devices per type, ids zero-padded so that the expected order is
+    /// easy to write.
+    static func table(types: [String], perType: Int, disconnectedEvery: Int = 3) -> DeviceTable {
+        let table = DeviceTable()
+        var changes: [(path: String, record: StatusRecord?)] = []
+        for type in types {
+            for index in 0..<perType {
+                let action: MonPayload.Action = index % disconnectedEvery == 0 ? .disconnect : .connect
+                let record = StatusRecord(action: action, time: baseTime + Int64(index), payload: Array("{}".utf8))
+                changes.append((type + "/" + String(format: "d%05d", index), record))
+            }
+        }
+        table.apply(changes)
+        return table
+    }
+
+    static func directory(_ table: DeviceTable, watched: [WatchInfo] = []) -> DeviceDirectory {
+        let snapshot = WatchSnapshot()
+        snapshot.replaceAll(watched)
+        return DeviceDirectory(table: table, watch: snapshot)
+    }
+
+    static func watchInfo(
+        name: String, key: DeviceKey, expired: Bool, lastActivity: Int64?
+    ) -> WatchInfo {
+        WatchInfo(
+            name: name, kind: .device, key: key, timeoutSeconds: 30, watched: true, expired: expired,
+            lastActivity: lastActivity, since: baseTime, deadline: baseTime + 30_000_000_000, helloCount: 0)
+    }
+
+    /// Follows `nextCursor` to the end; returns every page's device paths.
+    static func allPages(_ directory: DeviceDirectory, _ query: FleetQuery) -> [[String]] {
+        var pages: [[String]] = []
+        var query = query
+        while true {
+            let page = directory.fleetPage(query)
+            pages.append(page.devices.map(\.key.path))
+            guard let cursor = page.nextCursor else { return pages }
+            query.after = FleetCursor.decode(cursor)
+            #expect(query.after != nil)
+            if pages.count > 10_000 { return pages }
+        }
+    }
+
+    @Test func pagesThroughEveryDeviceInTypeIdOrderWithoutGapsOrRepeats() {
+        let table = Self.table(types: ["zeta", "alpha", "mid"], perType: 50)
+        let directory = Self.directory(table)
+        let pages = Self.allPages(directory, FleetQuery(limit: 7))
+        let paths = pages.flatMap { $0 }
+        #expect(paths.count == 150)
+        #expect(paths == paths.sorted())
+        #expect(Set(paths).count == 150)
+        #expect(pages.dropLast().allSatisfy { $0.count == 7 })
+        #expect(pages.last?.count == 150 % 7)
+        #expect(paths.first == "alpha/d00000" && paths.last == "zeta/d00049")
+    }
+
+    @Test func lastPageHasNoCursorEvenWhenItIsExactlyFull() {
+        let directory = Self.directory(Self.table(types: ["t"], perType: 10))
+        let first = directory.fleetPage(FleetQuery(limit: 5))
+        #expect(first.devices.count == 5)
+        #expect(first.nextCursor != nil)
+        let second = directory.fleetPage(FleetQuery(limit: 5, after: FleetCursor.decode(first.nextCursor!)))
+        #expect(second.devices.map(\.key.path) == (5..<10).map { String(format: "t/d%05d", $0) })
+        #expect(second.nextCursor == nil)
+        #expect(directory.fleetPage(FleetQuery(limit: 10)).nextCursor == nil)
+    }
+
+    @Test func filtersByStatusAndTypeWhileCountsFollowOnlyTheType() {
+        // Per type: 30 devices, every third disconnected → 10 offline, 20 online.
+        let directory = Self.directory(Self.table(types: ["a", "b"], perType: 30))
+        let all = directory.fleetPage(FleetQuery())
+        #expect(all.total == 60)
+        #expect(all.counts == [.online: 40, .offline: 20, .expired: 0, .unknown: 0])
+
+        let offlineB = directory.fleetPage(FleetQuery(status: .offline, type: "b"))
+        #expect(offlineB.total == 10)
+        #expect(offlineB.devices.count == 10)
+        #expect(offlineB.devices.allSatisfy { $0.key.type == "b" && $0.judgement.state == .offline })
+        #expect(offlineB.counts == [.online: 20, .offline: 10, .expired: 0, .unknown: 0])
+
+        let pages = Self.allPages(directory, FleetQuery(status: .online, type: "a", limit: 6))
+        #expect(pages.flatMap { $0 }.count == 20)
+        // A type that is the prefix of another is not mixed with it.
+        let prefixed = Self.directory(Self.table(types: ["a", "ab"], perType: 4))
+        #expect(prefixed.fleetPage(FleetQuery(type: "a")).total == 4)
+        #expect(prefixed.fleetPage(FleetQuery(type: "nothing")).devices.isEmpty)
+    }
+
+    @Test func includesConfiguredDevicesJudgedFromBothSignals() {
+        let table = Self.table(types: ["type1"], perType: 3)  // d00000 offline, d00001 and d00002 online
+        let joined = Self.watchInfo(
+            name: "joined", key: DeviceKey(type: "type1", id: "d00001"), expired: true, lastActivity: Self.baseTime)
+        let fresh = WatchInfo(
+            name: "esp04", kind: .device, key: DeviceKey(type: "device", id: "esp04"), timeoutSeconds: 30,
+            watched: true, expired: false, lastActivity: nil, since: Self.baseTime, deadline: nil, helloCount: 0)
+        let directory = Self.directory(table, watched: [joined, fresh])
+        let page = directory.fleetPage(FleetQuery())
+        #expect(page.devices.map(\.key.path) == ["device/esp04", "type1/d00000", "type1/d00001", "type1/d00002"])
+        #expect(page.devices.map(\.judgement.state) == [.unknown, .offline, .expired, .online])
+        // The joined device is counted once, as expired (watchdog beats status topic).
+        #expect(page.counts == [.online: 1, .offline: 1, .expired: 1, .unknown: 1])
+        #expect(page.total == 4)
+        #expect(directory.fleetPage(FleetQuery(status: .expired)).devices.map(\.key.path) == ["type1/d00001"])
+    }
+
+    @Test func answersTheDocumentedJSON() throws {
+        let directory = Self.directory(Self.table(types: ["t"], perType: 2))
+        let page = directory.fleetPage(FleetQuery(limit: 1))
+        let object = try #require(
+            try JSONSerialization.jsonObject(with: Data(page.json.utf8)) as? [String: Any])
+        let devices = try #require(object["devices"] as? [[String: Any]])
+        #expect(devices.count == 1)
+        #expect(devices[0]["type"] as? String == "t")
+        #expect(devices[0]["id"] as? String == "d00000")
+        #expect(devices[0]["status"] as? String == "offline")
+        #expect(devices[0]["since"] as? String == "2023-11-14T22:13:20.000Z")
+        #expect(devices[0]["lastSeen"] as? String == "2023-11-14T22:13:20.000Z")
+        #expect(object["nextCursor"] as? String == FleetCursor.encode("t/d00000"))
+        #expect(object["counts"] as? [String: Int] == ["online": 1, "offline": 1, "expired": 0, "unknown": 0])
+        #expect(object["total"] as? Int == 2)
+        let last = try #require(
+            try JSONSerialization.jsonObject(with: Data(directory.fleetPage(FleetQuery()).json.utf8)) as? [String: Any])
+        #expect(last["nextCursor"] is NSNull)
+    }
+
+    @Test func refusesBadParametersNamingThem() {
+        func refusal(_ items: [(String, String)]) -> String? {
+            if case .failure(let refusal) = FleetQuery.parse(items.map { (name: $0.0, value: $0.1) }) {
+                return refusal.parameter
+            }
+            return nil
+        }
+        #expect(refusal([("limit", "0")]) == "limit")
+        #expect(refusal([("limit", "1001")]) == "limit")
+        #expect(refusal([("limit", "ten")]) == "limit")
+        #expect(refusal([("limit", "-5")]) == "limit")
+        #expect(refusal([("status", "asleep")]) == "status")
+        #expect(refusal([("cursor", "!!!")]) == "cursor")
+        #expect(refusal([("cursor", FleetCursor.encode("no-slash"))]) == "cursor")
+        #expect(refusal([("type", "a/b")]) == "type")
+        #expect(refusal([("limit", "1000"), ("status", "expired"), ("type", "t")]) == nil)
+        // Empty values are absent values, as in `?status=&type=`.
+        let empty = FleetQuery.parse([(name: "status", value: ""), (name: "type", value: ""), (name: "limit", value: "")])
+        #expect((try? empty.get()) == FleetQuery())
+    }
+
+    @Test func cursorRoundTripsAnyDevicePathAndNeedsNoEscaping() {
+        for path in ["t/i", "type1/ps1", "a b/ü€😀", "x/+=&?%", "abc/de", "ab/c", "a/b"] {
+            let cursor = FleetCursor.encode(path)
+            #expect(cursor.utf8.allSatisfy { $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 < 128 && isalnum(Int32($0)) != 0 })
+            #expect(FleetCursor.decode(cursor) == path)
+        }
+        #expect(FleetCursor.decode("") == nil)
+        #expect(FleetCursor.decode("A") == nil)
+    }
+
+    @Test func keepsTheSmallestPathsWhateverTheOfferOrder() {
+        var generator = SystemRandomNumberGenerator()
+        for capacity in [1, 2, 7, 100] {
+            let paths = (0..<500).map { _ in "t/\(UInt32.random(in: 0...100_000, using: &generator))" }
+            var selection = SmallestPaths<Int>(capacity: capacity)
+            for (index, path) in paths.enumerated() { selection.offer(path, index) }
+            #expect(selection.sorted().map(\.path) == Array(paths.sorted().prefix(capacity)))
+        }
+    }
+
+    @Test func servesAPageOfAMillionDevicesInOnePass() {
+        let count = 1_000_000
+        let table = DeviceTable()
+        var changes: [(path: String, record: StatusRecord?)] = []
+        changes.reserveCapacity(count)
+        let payload = Array(#"{"Action":"Connect"}"#.utf8)
+        for index in 0..<count {
+            let action: MonPayload.Action = index % 4 == 0 ? .disconnect : .connect
+            changes.append(("type\(index % 10)/device\(index)", StatusRecord(action: action, time: Self.baseTime, payload: payload)))
+        }
+        table.apply(changes)
+        changes = []
+        let directory = Self.directory(table)
+        var elapsed: [Duration] = []
+        var query = FleetQuery(limit: 100)
+        var page = directory.fleetPage(query)
+        for _ in 0..<3 {
+            let started = ContinuousClock.now
+            page = directory.fleetPage(query)
+            elapsed.append(ContinuousClock.now - started)
+            query.after = page.nextCursor.flatMap(FleetCursor.decode)
+        }
+        let started = ContinuousClock.now
+        let filtered = directory.fleetPage(FleetQuery(status: .offline, type: "type4", limit: 1000))
+        let filteredElapsed = ContinuousClock.now - started
+        #expect(page.devices.count == 100)
+        #expect(page.total == count)
+        #expect(page.counts[.offline] == count / 4)
+        #expect(filtered.devices.count == 1000)
+        print(
+            "GET /devices at \(count) devices: limit 100 page \(elapsed.map { "\($0 / .milliseconds(1)) ms" }); "
+                + "status+type filter, limit 1000: \(filteredElapsed / .milliseconds(1)) ms")
+    }
+}

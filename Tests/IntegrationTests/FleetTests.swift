@@ -1,0 +1,185 @@
+import Foundation
+import MQTT
+import TestSupport
+import Testing
+
+/// SPEC §4.2's fleet routes end to end: the real binary, a real mosquitto, real LevelDB, real sockets.
+@Suite(.serialized) struct FleetTests {
+    static func devices(_ object: [String: Any]) -> [[String: Any]] { object["devices"] as? [[String: Any]] ?? [] }
+
+    @Test func listsAndPagesFiftyDevicesWithFiltersAndCounts() async throws {
+        let broker = try await MosquittoBroker()
+        let daemon = try await Daemon(brokerURL: broker.url)
+        let client = try await connectedClient(broker)
+        // 30 "meter" and 20 "valve" devices; every fifth one disconnected.
+        var expected: [String] = []
+        for index in 0..<50 {
+            let type = index < 30 ? "meter" : "valve"
+            let id = String(format: "n%02d", index)
+            let action = index % 5 == 0 ? "Disconnect" : "Connect"
+            try await client.publish(
+                monTopic(type, id), mon(action, "2024-03-01T10:00:00.000Z", type: type, id: id), retain: true)
+            expected.append("\(type)/\(id)")
+        }
+        #expect(await eventually { ((try? daemon.json("/devices"))?["total"] as? Int) == 50 })
+
+        var paths: [String] = []
+        var cursor: String?
+        var pages = 0
+        repeat {
+            let page = try daemon.json("/devices?limit=7" + (cursor.map { "&cursor=\($0)" } ?? ""))
+            let devices = Self.devices(page)
+            #expect(devices.count == 7 || page["nextCursor"] is NSNull)
+            paths += devices.map { "\($0["type"]!)/\($0["id"]!)" }
+            cursor = page["nextCursor"] as? String
+            pages += 1
+        } while cursor != nil && pages < 20
+        #expect(pages == 8)
+        #expect(paths == expected.sorted())
+
+        let all = try daemon.json("/devices")
+        #expect(all["counts"] as? [String: Int] == ["online": 40, "offline": 10, "expired": 0, "unknown": 0])
+        let first = try #require(Self.devices(all).first)
+        #expect(first["status"] as? String == "offline")
+        #expect(first["since"] as? String == "2024-03-01T10:00:00.000Z")
+        #expect(first["lastSeen"] as? String == "2024-03-01T10:00:00.000Z")
+
+        let offlineValves = try daemon.json("/devices?status=offline&type=valve")
+        #expect(Self.devices(offlineValves).map { $0["id"] as? String } == ["n30", "n35", "n40", "n45"])
+        #expect(offlineValves["total"] as? Int == 4)
+        // Counts follow the type filter, not the status filter.
+        #expect(offlineValves["counts"] as? [String: Int] == ["online": 16, "offline": 4, "expired": 0, "unknown": 0])
+
+        let badLimit = try daemon.get("/devices?limit=0")
+        #expect(badLimit.status == 400)
+        #expect(badLimit.text.contains("limit"))
+        let badStatus = try daemon.get("/devices?status=sleeping")
+        #expect(badStatus.status == 400)
+        #expect(badStatus.text.contains("status"))
+        #expect(try daemon.get("/devices?cursor=%21").status == 400)
+        await client.stop()
+        #expect(await daemon.stop() == .exited(0))
+    }
+
+    @Test func keepsTheHistoryOfConnectDisconnectConnectAcrossARestart() async throws {
+        let broker = try await MosquittoBroker()
+        let daemon = try await Daemon(brokerURL: broker.url)
+        let client = try await connectedClient(broker)
+        let topic = monTopic("type1", "hist")
+        try await client.publish(topic, mon("Connect", "2024-03-01T10:00:00.000Z", id: "hist"))
+        #expect(await eventually { (try? daemon.get("/type1/hist").text.contains("Connect")) == true })
+        try await client.publish(topic, mon("Disconnect", "2024-03-01T10:05:00.000Z", id: "hist", closeCode: 91))
+        #expect(await eventually { (try? daemon.get("/type1/hist").text.contains("Disconnect")) == true })
+        try await client.publish(topic, mon("Connect", "2024-03-01T10:10:00.000Z", id: "hist"))
+        func transitions(_ daemon: Daemon, _ query: String = "") throws -> [[String: Any]] {
+            try daemon.json("/devices/type1/hist/history" + query)["transitions"] as? [[String: Any]] ?? []
+        }
+        #expect(await eventually { (try? transitions(daemon).count) == 3 })
+        let entries = try transitions(daemon)
+        #expect(entries.map { $0["from"] as? String } == ["offline", "online", "unknown"])
+        #expect(entries.map { $0["to"] as? String } == ["online", "offline", "online"])
+        #expect(entries.map { $0["reason"] as? String } == ["Connect", "Disconnect", "Connect"])
+        #expect(entries.allSatisfy { $0["source"] as? String == "status" && $0["time"] is String })
+        #expect(try transitions(daemon, "?limit=1").count == 1)
+        #expect(try daemon.get("/devices/type1/hist/history?limit=101").status == 400)
+        #expect(try daemon.get("/devices/type1/nobody/history").status == 404)
+
+        // Persisted: a new daemon on the same data directory has it.
+        #expect(await daemon.stop() == .exited(0))
+        let restarted = try await Daemon(brokerURL: broker.url, directory: daemon.directory)
+        #expect(try transitions(restarted).map { $0["to"] as? String } == ["online", "offline", "online"])
+        await client.stop()
+        #expect(await restarted.stop() == .exited(0))
+    }
+
+    @Test func streamsTransitionsAndResumesWithLastEventID() async throws {
+        let broker = try await MosquittoBroker()
+        let daemon = try await Daemon(brokerURL: broker.url)
+        let client = try await connectedClient(broker)
+        let topic = monTopic("type1", "sse")
+
+        let first = try await EventStreamReader(port: daemon.port)
+        #expect(first.head.contains("200"))
+        #expect(first.head.lowercased().contains("content-type: text/event-stream"))
+        try await client.publish(topic, mon("Connect", "2024-03-01T10:00:00.000Z", id: "sse"))
+        try await first.read(until: #""to":"online""#)
+        let connected = try #require(first.events.last)
+        #expect(connected.event == "status")
+        let data = try #require(
+            try JSONSerialization.jsonObject(with: Data(connected.data.utf8)) as? [String: Any])
+        #expect(data["type"] as? String == "type1" && data["id"] as? String == "sse")
+        #expect(data["from"] as? String == "unknown" && data["source"] as? String == "status")
+        first.close()
+
+        // Missed while away: the Disconnect and a Connect of another device.
+        try await client.publish(topic, mon("Disconnect", "2024-03-01T10:05:00.000Z", id: "sse", closeCode: 91))
+        try await client.publish(monTopic("type1", "other"), mon("Connect", "2024-03-01T10:06:00.000Z", id: "other"))
+        #expect(await eventually { (try? daemon.get("/type1/other").text.contains("Connect")) == true })
+
+        let resumed = try await EventStreamReader(port: daemon.port, lastEventID: connected.id)
+        try await resumed.read(until: #""id":"other""#)
+        #expect(resumed.events.map(\.id).allSatisfy { $0 > connected.id })
+        #expect(resumed.events.count == 2)
+        #expect(resumed.events.first?.data.contains(#""to":"offline""#) == true)
+        // Then live.
+        try await client.publish(topic, mon("Connect", "2024-03-01T10:10:00.000Z", id: "sse"))
+        try await resumed.read(until: #""from":"offline","to":"online""#)
+        #expect(resumed.events.count == 3)
+        // The daemon stops promptly with a stream open.
+        let started = ContinuousClock.now
+        #expect(await daemon.stop() == .exited(0))
+        #expect(ContinuousClock.now - started < .seconds(3))
+        await client.stop()
+    }
+}
+
+/// A `GET /events` client on a plain socket.
+final class EventStreamReader {
+    private let connection: LoopbackConnection
+    private(set) var text = ""
+
+    init(port: Int, lastEventID: Int64? = nil) async throws {
+        // Short socket timeouts: waiting for data sleeps the task instead of blocking a pool thread.
+        connection = try LoopbackConnection(port: port, timeout: .milliseconds(20))
+        var request = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
+        if let lastEventID { request += "Last-Event-ID: \(lastEventID)\r\n" }
+        try connection.send(Array((request + "\r\n").utf8))
+        try await read(until: "\r\n\r\n")
+    }
+
+    var head: String { text.components(separatedBy: "\r\n\r\n").first ?? "" }
+
+    /// Reads until `marker` has arrived; throws when the stream closes or after 10 s.
+    func read(until marker: String) async throws {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !text.contains(marker) {
+            guard let chunk = try? connection.receive() else {
+                guard ContinuousClock.now < deadline else {
+                    throw TestSupportError("\(marker) not received within 10 s; read so far: \(text)")
+                }
+                try await Task.sleep(for: .milliseconds(5))
+                continue
+            }
+            if chunk.isEmpty { throw TestSupportError("stream closed; read so far: \(text)") }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+    }
+
+    /// Events read so far: (id, event, data).
+    var events: [(id: Int64, event: String, data: String)] {
+        let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
+        return body.components(separatedBy: "\n\n").compactMap { block in
+            var id: Int64?
+            var event = ""
+            var data = ""
+            for line in block.split(separator: "\n") {
+                if line.hasPrefix("id: ") { id = Int64(line.dropFirst(4)) }
+                if line.hasPrefix("event: ") { event = String(line.dropFirst(7)) }
+                if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
+            }
+            return id.map { ($0, event, data) }
+        }
+    }
+
+    func close() { shutdown(connection.fd, Int32(SHUT_RDWR)) }
+}
