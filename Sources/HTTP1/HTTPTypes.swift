@@ -223,7 +223,15 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
 
 /// ASCII case-insensitive comparison, without allocating.
 func asciiCaseInsensitiveEquals(_ a: String, _ b: String) -> Bool {
-    asciiCaseInsensitiveEquals(a.utf8, b.utf8)
+    guard a.utf8.count == b.utf8.count else { return false }
+    var a = a
+    var b = b
+    return a.withUTF8 { x in
+        b.withUTF8 { y in
+            for i in 0..<x.count where x[i] != y[i] && asciiLowercased(x[i]) != asciiLowercased(y[i]) { return false }
+            return true
+        }
+    }
 }
 
 func asciiCaseInsensitiveEquals<A: Collection<UInt8>, B: Collection<UInt8>>(_ a: A, _ b: B) -> Bool {
