@@ -182,8 +182,14 @@ import Testing
         fixture.stream.stop()
         #expect(fixture.stream.streamCount == 0)
         // The server closes the connection once everything sent is out.
-        await #expect(throws: TestSupportError.self) { try await reader.read(until: "never sent") }
+        let closed = await #expect(throws: TestSupportError.self) { try await reader.read(until: "never sent") }
+        #expect(closed?.description.hasPrefix("stream closed") == true)
         #expect(reader.text.hasSuffix("retry: 2000\n\n"))
+        // A stream opened after the stop ends at once.
+        let late = try await fixture.open()
+        let lateClosed = await #expect(throws: TestSupportError.self) { try await late.read(until: "never sent") }
+        #expect(lateClosed?.description.hasPrefix("stream closed") == true)
+        #expect(late.text.contains(": too many event streams open, or the daemon is stopping"))
     }
 
     @Test func keepsIDsIncreasingWhenTheClockStandsStillOrGoesBack() {

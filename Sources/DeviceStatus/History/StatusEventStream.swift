@@ -39,6 +39,8 @@ public final class StatusEventStream: Sendable {
         var subscribers: [UInt64: Subscriber] = [:]
         var nextSubscriber: UInt64 = 0
         var heartbeat: Task<Void, Never>?
+        /// After `stop()`: new streams are ended at once.
+        var stopped = false
 
         /// Events after `id`, oldest first.
         func events(after id: Int64) -> [(id: Int64, event: DeviceEvent)] {
@@ -124,12 +126,13 @@ public final class StatusEventStream: Sendable {
         previous?.cancel()
     }
 
-    /// Stops the heartbeat and ends every open stream (their connections close once sent).
+    /// Stops the heartbeat and ends every open stream (their connections close once sent); later streams end at once.
     public func stop() {
         let (task, streams) = state.withLock { state in
             defer {
                 state.heartbeat = nil
                 state.subscribers.removeAll()
+                state.stopped = true
             }
             return (state.heartbeat, state.subscribers.values.map(\.stream))
         }
@@ -155,7 +158,7 @@ public final class StatusEventStream: Sendable {
 
     private func attach(_ stream: ResponseStream, resumeAfter: Int64?) {
         let id = state.withLock { state -> UInt64? in
-            guard state.subscribers.count < maximumStreams else { return nil }
+            guard state.subscribers.count < maximumStreams, !state.stopped else { return nil }
             if let resumeAfter {
                 var text = ""
                 if resumeAfter < state.evictedThrough {
@@ -170,7 +173,7 @@ public final class StatusEventStream: Sendable {
             return id
         }
         guard let id else {
-            stream.send(": too many event streams open\n\n")
+            stream.send(": too many event streams open, or the daemon is stopping\n\n")
             stream.finish()
             return
         }
