@@ -87,6 +87,10 @@ public final class MQTTClient: Sendable {
         }
         let version = configuration.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311
         try check(mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, Int32(version)), "protocol \(configuration.protocolVersion.rawValue)")
+        // libmosquitto sends at most 20 QoS 1/2 messages awaiting their ack by default and queues the rest: a burst
+        // of expiries (thousands of devices sharing a timeout) then waits hundreds of round trips. The broker
+        // bounds what it accepts itself (MQTT 5 Receive Maximum, which libmosquitto honours).
+        try check(mosquitto_max_inflight_messages_set(mosq, 0), "max inflight messages")
         if let user = configuration.user, !user.isEmpty {
             try check(mosquitto_username_pw_set(mosq, user, configuration.password), "user '\(user)'")
         }
