@@ -113,6 +113,18 @@ func retainedNow(_ broker: MosquittoBroker, _ filter: String) async throws -> [S
         await publisher.stop()
     }
 
+    @Test func clearsExpiriesLeftRetainedByAnEarlierRun() async throws {
+        let broker = try await MosquittoBroker()
+        let publisher = try await connectedClient(broker)
+        try await publisher.publish("home/monitoring/expire/esp04", "1700000000", retain: true)
+        try await publisher.publish("home/monitoring/expire/removedlongago", "1700000000", retain: true)
+        await publisher.stop()
+        let daemon = try await Daemon(brokerURL: broker.url, config: Self.config)
+        // Every device starts in its grace period: nothing is expired right now.
+        #expect(await eventually { (try? await retainedNow(broker, "home/monitoring/expire/#"))?.isEmpty == true })
+        #expect(await daemon.stop() == .exited(0))
+    }
+
     @Test func publishesUpCounterAndDaemonOnlineOffline() async throws {
         let broker = try await MosquittoBroker()
         let watcher = try await Recorder(broker, filter: "home/monitoring/#")

@@ -30,7 +30,6 @@ public actor WatchService: BrokerComponent {
     /// How long an echo of our own publication is expected: far above a local broker's round trip.
     static let echoWindow: Int64 = 5_000_000_000
     private var restoredAtStart = false
-    private var clearedStaleExpiries = false
     private var timer: Task<Void, Never>?
     private var upCounter: Task<Void, Never>?
     /// Wall-clock nanoseconds at daemon start: the "last activity" of a device never seen.
@@ -62,8 +61,11 @@ public actor WatchService: BrokerComponent {
     /// publications are not delivered back (no-local), and state topics keep the RETAIN flag they were published
     /// with (retain-as-published), so that states are restored exactly as they were sent. MQTT 3.1.1 clears the
     /// flag of every live message (§3.3.1.3): there, a state is recorded retained only when it arrives retained.
+    /// Plus `B/expire/+`, to find expiries retained from an earlier run (see `clearIfStale`).
     public nonisolated var subscriptions: [(filter: TopicFilter, qos: UInt8)] {
-        currentLayout.withLock { $0.subscriptions }
+        var result = currentLayout.withLock { $0.subscriptions }
+        if let expire = try? TopicFilter(baseTopic + "/expire/+") { result.append((expire, SubscriptionOption.noLocal)) }
+        return result
     }
 
     /// Applies a reloaded configuration: devices that keep their name keep their watchdog state and hello count,
@@ -126,13 +128,6 @@ public actor WatchService: BrokerComponent {
 
     public func brokerConnected(_ client: MQTTClient) async {
         self.client = client
-        if !clearedStaleExpiries {
-            // Every device starts in its grace period: an expire topic retained from an earlier run is stale.
-            clearedStaleExpiries = true
-            for (index, slot) in layout.watchedSlots.enumerated() where slot != nil && !watchdog.devices[slot!].expired {
-                client.publishNoWait(topic: expireTopic(index), payload: [], qos: 1, retain: true)
-            }
-        }
         if !restoredAtStart {
             restoredAtStart = true
             for index in devices.indices where !devices[index].stateTopics.isEmpty { restoreStates(of: index) }
@@ -168,6 +163,10 @@ public actor WatchService: BrokerComponent {
                         retain: message.retain, into: &batch)
                 }
             }
+            if message.retain, message.topic.hasPrefix(expirePrefix) {
+                clearIfStale(message)
+                continue
+            }
             // Retained messages are replays of the past, and our own publications say nothing of devices.
             if message.retain || (layout.watchIndex.count == 0 && layout.helloIndex.isEmpty)
                 || message.topic.hasPrefix(ownPrefix)
@@ -196,6 +195,20 @@ public actor WatchService: BrokerComponent {
             snapshot.update(
                 touched.map { ($0, Self.info($0, layout: layout, watchdog: watchdog, helloCount: helloCounts[$0])) })
         }
+    }
+
+    /// `B/expire/`: retained expiries are replayed to us at (re)subscription.
+    private var expirePrefix: String { baseTopic + "/expire/" }
+
+    /// A retained expiry of a device that is not expired now (every device starts in its grace period) or no longer
+    /// configured is left over from an earlier run: cleared, so that `B/expire/#` lists what is expired right now.
+    private func clearIfStale(_ message: MQTTMessage) {
+        guard !message.payload.isEmpty else { return }
+        let name = String(message.topic.dropFirst(expirePrefix.count))
+        if let index = layout.indexByName[name], let slot = layout.watchedSlots[index], watchdog.devices[slot].expired {
+            return
+        }
+        client?.publishNoWait(topic: message.topic, payload: [], qos: 1, retain: true)
     }
 
     private func activity(_ index: Int, monotonicNow: Int64, wallNow: Int64) {
@@ -305,9 +318,11 @@ struct WatchLayout: Sendable {
     /// The device index of each watchdog slot.
     let slotOwners: [Int]
     let timeouts: [(name: String, timeout: Int64)]
+    let indexByName: [String: Int]
 
     init(devices: [WatchedDevice]) {
         self.devices = devices
+        indexByName = Dictionary(devices.enumerated().map { ($1.name, $0) }, uniquingKeysWith: { first, _ in first })
         keys = devices.map { DeviceKey(type: $0.type, id: $0.id) }
         var watchIndex = TopicFilterIndex<Int>()
         var stateIndex = TopicFilterIndex<Int>()
