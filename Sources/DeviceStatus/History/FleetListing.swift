@@ -125,10 +125,20 @@ struct SmallestPaths<Value> {
     }
 
     mutating func offer(_ path: String, _ value: Value) {
+        if wouldKeep(path) { keep(path, value) }
+    }
+
+    /// Whether `offer` would keep `path`: one comparison once full (the common case in a large fleet).
+    func wouldKeep(_ path: String) -> Bool {
+        heap.count < capacity || (capacity > 0 && path < heap[0].path)
+    }
+
+    /// Keeps `path`, which `wouldKeep` accepted.
+    mutating func keep(_ path: String, _ value: Value) {
         if heap.count < capacity {
             heap.append((path, value))
             siftUp(heap.count - 1)
-        } else if capacity > 0, path < heap[0].path {
+        } else {
             heap[0] = (path, value)
             siftDown(0)
         }
@@ -215,8 +225,10 @@ extension DeviceDirectory {
             counts[Self.countIndex(state)] += 1
             if let wanted, state != wanted { return }
             total += 1
+            // Most paths fail the first test once a page is kept; a String comparison costs as much as the rest.
+            guard selection.wouldKeep(path) else { return }
             if let after, path <= after { return }
-            selection.offer(path, ())
+            selection.keep(path, ())
         }
 
         let checkWatched = !watchedPaths.isEmpty
