@@ -37,6 +37,13 @@ public final class DaemonRunner: Sendable {
     public func requestShutdown() { shutdown.fire() }
 
     public func run() async throws(DaemonFailure) {
+        logger.debug(
+            "configuration",
+            metadata: [
+                "broker": "\(config.mqtt.serverAddress)", "http": "\(config.http.bind):\(config.http.port)",
+                "dataDir": "\(config.storage.dataDir)", "watched": "\(config.watched.count)",
+                "statusTopics": "\(config.status.topics.map(\.text).joined(separator: ","))",
+            ])
         let store = try openStore()
         defer { store.close() }
         let table = DeviceTable()
