@@ -86,7 +86,7 @@ public struct OperationBook: Sendable {
     private var lastSequence: UInt64 = 0
     /// Ack topic → devices whose in-flight operation waits for a message on it.
     private var ackWaiters: [String: Set<DeviceKey>] = [:]
-    private var heap: [Deadline] = []
+    private var heap = DeadlineHeap<Deadline>()
     public private(set) var totals: [OperationStatus: Int] = [:]
 
     public init(limits: Limits = Limits()) {
@@ -305,8 +305,9 @@ public struct OperationBook: Sendable {
     /// without a message → a failed attempt.
     public mutating func advance(to now: Int64) -> [Change] {
         var changes: [Change] = []
-        while let top = heap.first, top.time <= now {
-            popMin()
+        while let entry = heap.first, entry.time <= now {
+            heap.popFirst()
+            let top = entry.payload
             guard let ledger = ledgers[top.device], let index = ledger.index(of: top.sequence) else { continue }
             let operation = ledger.operations[index]
             switch top.kind {
@@ -386,31 +387,5 @@ public struct OperationBook: Sendable {
         }
     }
 
-    private mutating func push(_ deadline: Deadline) {
-        heap.append(deadline)
-        var child = heap.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard heap[child].time < heap[parent].time else { break }
-            heap.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    private mutating func popMin() {
-        let last = heap.removeLast()
-        guard !heap.isEmpty else { return }
-        heap[0] = last
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < heap.count, heap[left].time < heap[smallest].time { smallest = left }
-            if right < heap.count, heap[right].time < heap[smallest].time { smallest = right }
-            guard smallest != parent else { return }
-            heap.swapAt(parent, smallest)
-            parent = smallest
-        }
-    }
+    private mutating func push(_ deadline: Deadline) { heap.push(deadline.time, deadline) }
 }

@@ -28,7 +28,7 @@ public struct Watchdog: Sendable {
     }
 
     public private(set) var devices: [Device]
-    private var heap: [(deadline: Int64, device: Int)] = []
+    private var heap = DeadlineHeap<Int>()
 
     /// - Parameters:
     ///   - timeouts: each device's name and `watchTimeOut` in nanoseconds.
@@ -36,11 +36,11 @@ public struct Watchdog: Sendable {
     public init(timeouts: [(name: String, timeout: Int64)], monotonicNow: Int64, wallNow: Int64) {
         devices = timeouts.map { Device(name: $0.name, timeout: $0.timeout, deadline: monotonicNow + $0.timeout, since: wallNow) }
         heap.reserveCapacity(devices.count)
-        for index in devices.indices { push(devices[index].deadline, index) }
+        for index in devices.indices { heap.push(devices[index].deadline, index) }
     }
 
     /// The earliest deadline still to be checked, if any.
-    public var nextDeadline: Int64? { heap.first?.deadline }
+    public var nextDeadline: Int64? { heap.first?.time }
 
     /// Counts of alive and expired devices.
     public var expiredCount: Int { devices.lazy.filter(\.expired).count }
@@ -51,7 +51,7 @@ public struct Watchdog: Sendable {
         devices[index].lastActivity = wallNow
         if !devices[index].scheduled {
             devices[index].scheduled = true
-            push(devices[index].deadline, index)
+            heap.push(devices[index].deadline, index)
         }
         guard devices[index].expired else { return nil }
         devices[index].expired = false
@@ -62,12 +62,12 @@ public struct Watchdog: Sendable {
     /// Expires every device whose deadline has passed; returns them in deadline order.
     public mutating func expireDue(monotonicNow: Int64, wallNow: Int64) -> [Transition] {
         var transitions: [Transition] = []
-        while let top = heap.first, top.deadline <= monotonicNow {
-            popTop()
-            let index = top.device
+        while let top = heap.first, top.time <= monotonicNow {
+            heap.popFirst()
+            let index = top.payload
             if devices[index].deadline > monotonicNow {
                 // Activity moved the deadline since this entry was filed.
-                push(devices[index].deadline, index)
+                heap.push(devices[index].deadline, index)
                 continue
             }
             devices[index].scheduled = false
@@ -92,37 +92,7 @@ public struct Watchdog: Sendable {
 
     /// Files every scheduled device's deadline anew (after carry-overs).
     public mutating func rebuildSchedule() {
-        heap.removeAll(keepingCapacity: true)
-        for index in devices.indices where devices[index].scheduled { push(devices[index].deadline, index) }
-    }
-
-    // MARK: - Binary min-heap on deadline
-
-    private mutating func push(_ deadline: Int64, _ device: Int) {
-        heap.append((deadline, device))
-        var child = heap.count - 1
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard heap[child].deadline < heap[parent].deadline else { break }
-            heap.swapAt(child, parent)
-            child = parent
-        }
-    }
-
-    private mutating func popTop() {
-        let last = heap.removeLast()
-        guard !heap.isEmpty else { return }
-        heap[0] = last
-        var parent = 0
-        while true {
-            let left = 2 * parent + 1
-            let right = left + 1
-            var smallest = parent
-            if left < heap.count, heap[left].deadline < heap[smallest].deadline { smallest = left }
-            if right < heap.count, heap[right].deadline < heap[smallest].deadline { smallest = right }
-            if smallest == parent { return }
-            heap.swapAt(parent, smallest)
-            parent = smallest
-        }
+        heap.removeAll()
+        for index in devices.indices where devices[index].scheduled { heap.push(devices[index].deadline, index) }
     }
 }
