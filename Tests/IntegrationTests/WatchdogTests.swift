@@ -119,7 +119,9 @@ func retainedNow(_ broker: MosquittoBroker, _ filter: String) async throws -> [S
         try await publisher.publish("home/monitoring/expire/esp04", "1700000000", retain: true)
         try await publisher.publish("home/monitoring/expire/removedlongago", "1700000000", retain: true)
         await publisher.stop()
-        let daemon = try await Daemon(brokerURL: broker.url, config: Self.config)
+        // A timeout far longer than the test: esp04 must not expire (and publish a fresh expiry) meanwhile.
+        let config = Self.config.replacingOccurrences(of: "watchTimeOut = 2\n", with: "watchTimeOut = 600\n")
+        let daemon = try await Daemon(brokerURL: broker.url, config: config)
         // Every device starts in its grace period: nothing is expired right now.
         #expect(await eventually { (try? await retainedNow(broker, "home/monitoring/expire/#"))?.isEmpty == true })
         #expect(await daemon.stop() == .exited(0))
