@@ -265,7 +265,8 @@ struct ConnectionStateMachine {
                     slots.append(
                         Slot(
                             sequence: sequence, method: request.method,
-                            persistence: keepAlive ? (request.version == .http1_0 ? .keepAliveHTTP10 : .keepAlive) : .close,
+                            persistence: keepAlive
+                                ? (request.version == .http1_0 ? .keepAliveHTTP10 : .keepAlive) : .close,
                             omitBody: request.method == .head, startedAt: now, route: nil, content: .waiting))
                     if !keepAlive { state = .finishing }
                     requestStartedAt = parser.hasPartialRequest ? now : nil

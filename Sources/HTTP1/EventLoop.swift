@@ -75,7 +75,9 @@ final class EventLoop: @unchecked Sendable {
         self.listenFD = listenFD
         self.settings = settings
         self.responder = responder
-        self.acceptsBody = { [responder] method, segments in responder.acceptsBody(method: method, pathSegments: segments) }
+        self.acceptsBody = { [responder] method, segments in
+            responder.acceptsBody(method: method, pathSegments: segments)
+        }
         self.onResponse = onResponse
         self.counter = counter
         self.maxConnections = maxConnections
@@ -253,12 +255,15 @@ final class EventLoop: @unchecked Sendable {
             connection.machine.responseReady(
                 sequence: sequence, reply: .response(response), route: reply.routeTemplate, now: .now)
         case .deferred(let start):
-            start(ResponsePromise(mailbox: mailbox, connection: connection.id, sequence: sequence, route: reply.routeTemplate))
+            start(
+                ResponsePromise(
+                    mailbox: mailbox, connection: connection.id, sequence: sequence, route: reply.routeTemplate))
         case .stream(let head, let start):
             let stream = ResponseStream(mailbox: mailbox, connection: connection.id)
             connection.stream?.terminate()
             connection.stream = stream
-            connection.machine.responseReady(sequence: sequence, reply: .stream(head), route: reply.routeTemplate, now: .now)
+            connection.machine.responseReady(
+                sequence: sequence, reply: .stream(head), route: reply.routeTemplate, now: .now)
             start(stream)
         }
     }

@@ -17,7 +17,8 @@ public struct HTTPRequest: Sendable {
 
     public init(
         method: HTTPMethod, target: String, pathSegments: [String], query: [(name: String, value: String)] = [],
-        headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], version: HTTPVersion = .http1_1, peer: PeerAddress? = nil
+        headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = [], version: HTTPVersion = .http1_1,
+        peer: PeerAddress? = nil
     ) {
         self.method = method
         self.target = target
@@ -39,6 +40,7 @@ public struct HTTPRequest: Sendable {
     /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
     public var wantsKeepAlive: Bool {
         if version.minor >= 1 { return !headers.containsToken("close", in: "Connection") }
-        return headers.containsToken("keep-alive", in: "Connection") && !headers.containsToken("close", in: "Connection")
+        return headers.containsToken("keep-alive", in: "Connection")
+            && !headers.containsToken("close", in: "Connection")
     }
 }

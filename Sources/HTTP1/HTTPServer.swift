@@ -56,7 +56,8 @@ public final class HTTPServer: Sendable {
         /// The request limits as the parser takes them.
         public var limits: RequestLimits {
             RequestLimits(
-                maxRequestLine: maxRequestLine, maxHeaderBytes: maxHeaderBytes, maxHeaders: maxHeaders, maxBody: maxBody)
+                maxRequestLine: maxRequestLine, maxHeaderBytes: maxHeaderBytes, maxHeaders: maxHeaders, maxBody: maxBody
+            )
         }
 
         /// `threads`, with 0 resolved to the number of online CPUs.

@@ -147,7 +147,8 @@ public struct RequestParser: Sendable {
     private var failure: RequestParseError?
 
     private enum Stage {
-        case requestLine, headerFields, body(Int)
+        case requestLine, headerFields
+        case body(Int)
     }
 
     /// - Parameters:
@@ -314,7 +315,9 @@ public struct RequestParser: Sendable {
         return version
     }
 
-    private func parseFieldLine(_ line: UnsafeBufferPointer<UInt8>) throws(RequestParseError) -> (name: String, value: String) {
+    private func parseFieldLine(_ line: UnsafeBufferPointer<UInt8>) throws(RequestParseError) -> (
+        name: String, value: String
+    ) {
         guard let colon = line.firstIndex(of: 0x3A), colon > 0 else { throw .invalidFieldName }
         let last = line[colon - 1]
         if last == 0x20 || last == 0x09 { throw .whitespaceBeforeColon }
@@ -387,10 +390,13 @@ public struct RequestParser: Sendable {
 /// tchar (RFC 9110 §5.6.2).
 @inline(__always) func isTokenChar(_ byte: UInt8) -> Bool {
     switch byte {
-    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+        UInt8(ascii: "0")...UInt8(ascii: "9"):
         true
-    case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"), UInt8(ascii: "'"),
-        UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"), UInt8(ascii: "_"),
+    case UInt8(ascii: "!"), UInt8(ascii: "#"), UInt8(ascii: "$"), UInt8(ascii: "%"), UInt8(ascii: "&"),
+        UInt8(ascii: "'"),
+        UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "^"),
+        UInt8(ascii: "_"),
         UInt8(ascii: "`"), UInt8(ascii: "|"), UInt8(ascii: "~"):
         true
     default:

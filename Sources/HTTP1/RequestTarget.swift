@@ -81,7 +81,9 @@ struct RequestTarget {
         return string
     }
 
-    static func decodeQuery(_ bytes: UnsafeBufferPointer<UInt8>) throws(RequestParseError) -> [(name: String, value: String)] {
+    static func decodeQuery(_ bytes: UnsafeBufferPointer<UInt8>) throws(RequestParseError) -> [(
+        name: String, value: String
+    )] {
         var items: [(name: String, value: String)] = []
         var start = 0
         for i in 0...bytes.count where i == bytes.count || bytes[i] == UInt8(ascii: "&") {
@@ -91,7 +93,8 @@ struct RequestTarget {
             let equals = item.firstIndex(of: UInt8(ascii: "=")) ?? item.count
             let name = try decodeQueryComponent(UnsafeBufferPointer(rebasing: item[0..<equals]))
             let value =
-                equals < item.count ? try decodeQueryComponent(UnsafeBufferPointer(rebasing: item[(equals + 1)...])) : ""
+                equals < item.count
+                ? try decodeQueryComponent(UnsafeBufferPointer(rebasing: item[(equals + 1)...])) : ""
             items.append((name: name, value: value))
         }
         return items
@@ -107,7 +110,9 @@ struct RequestTarget {
         return string
     }
 
-    static func percentDecode(_ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool) throws(RequestParseError) -> [UInt8] {
+    static func percentDecode(_ bytes: UnsafeBufferPointer<UInt8>, plusIsSpace: Bool) throws(RequestParseError)
+        -> [UInt8]
+    {
         var out: [UInt8] = []
         out.reserveCapacity(bytes.count)
         var i = 0
@@ -140,11 +145,13 @@ struct RequestTarget {
 /// pchar or "/" (RFC 3986): unreserved, sub-delims, ":", "@", "%" and "/".
 @inline(__always) func isPathChar(_ byte: UInt8) -> Bool {
     switch byte {
-    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+    case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+        UInt8(ascii: "0")...UInt8(ascii: "9"):
         true
     case UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
         true
-    case UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("), UInt8(ascii: ")"),
+    case UInt8(ascii: "!"), UInt8(ascii: "$"), UInt8(ascii: "&"), UInt8(ascii: "'"), UInt8(ascii: "("),
+        UInt8(ascii: ")"),
         UInt8(ascii: "*"), UInt8(ascii: "+"), UInt8(ascii: ","), UInt8(ascii: ";"), UInt8(ascii: "="):
         true
     case UInt8(ascii: ":"), UInt8(ascii: "@"), UInt8(ascii: "%"), UInt8(ascii: "/"):

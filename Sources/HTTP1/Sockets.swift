@@ -48,7 +48,8 @@ public struct HTTPServerError: Error, Sendable, Equatable, CustomStringConvertib
         case EACCES, EPERM: HTTPServerError(.permissionDenied, address: address, detail: errnoText(errorNumber))
         case EADDRNOTAVAIL, EAFNOSUPPORT:
             HTTPServerError(.invalidAddress, address: address, detail: errnoText(errorNumber))
-        default: HTTPServerError(.systemCallFailed, address: address, detail: "bind \(address): \(errnoText(errorNumber))")
+        default:
+            HTTPServerError(.systemCallFailed, address: address, detail: "bind \(address): \(errnoText(errorNumber))")
         }
     }
 
@@ -89,7 +90,8 @@ enum ListenerSocket {
         defer { freeaddrinfo(result) }
         var storage = sockaddr_storage()
         withUnsafeMutableBytes(of: &storage) { raw in
-            raw.copyMemory(from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(first.pointee.ai_addrlen)))
+            raw.copyMemory(
+                from: UnsafeRawBufferPointer(start: first.pointee.ai_addr, count: Int(first.pointee.ai_addrlen)))
         }
         return storage
     }

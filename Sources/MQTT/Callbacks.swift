@@ -15,37 +15,48 @@ private func core(_ userdata: UnsafeMutableRawPointer?) -> ClientCore {
     Unmanaged<ClientCore>.fromOpaque(userdata!).takeUnretainedValue()
 }
 
-private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void = {
-    mosq, userdata, rc, _, _ in
-    let core = core(userdata)
-    guard rc == 0 else {
-        let reason =
-            core.protocolVersion == .v5
-            ? String(cString: mosquitto_reason_string(rc)) : String(cString: mosquitto_connack_string(rc))
-        core.logger.error("MQTT broker refused the connection", metadata: ["broker": "\(core.brokerDescription)", "reason": "\(reason)"])
-        return
-    }
-    let (subscriptions, count) = core.state.withLock { state in
-        state.connected = true
-        state.connectCount += 1
-        return (state.subscriptions, state.connectCount)
-    }
-    // Renew every configured subscription: with a clean session the broker has forgotten them.
-    for subscription in subscriptions {
-        var mid: Int32 = 0
-        let rc = subscribe(mosq!, &mid, subscription.filter, options: subscription.qos, version: core.protocolVersion)
-        if rc == MOSQ_ERR_SUCCESS.rawValue {
-            core.state.withLock { $0.renewals[mid] = subscription.filter }
-        } else {
+private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void =
+    {
+        mosq, userdata, rc, _, _ in
+        let core = core(userdata)
+        guard rc == 0 else {
+            let reason =
+                core.protocolVersion == .v5
+                ? String(cString: mosquitto_reason_string(rc)) : String(cString: mosquitto_connack_string(rc))
             core.logger.error(
-                "cannot subscribe", metadata: ["filter": "\(subscription.filter)", "error": "\(MQTTError.mosquitto(rc, "mosquitto_subscribe"))"])
+                "MQTT broker refused the connection",
+                metadata: ["broker": "\(core.brokerDescription)", "reason": "\(reason)"])
+            return
         }
+        let (subscriptions, count) = core.state.withLock { state in
+            state.connected = true
+            state.connectCount += 1
+            return (state.subscriptions, state.connectCount)
+        }
+        // Renew every configured subscription: with a clean session the broker has forgotten them.
+        for subscription in subscriptions {
+            var mid: Int32 = 0
+            let rc = subscribe(
+                mosq!, &mid, subscription.filter, options: subscription.qos, version: core.protocolVersion)
+            if rc == MOSQ_ERR_SUCCESS.rawValue {
+                core.state.withLock { $0.renewals[mid] = subscription.filter }
+            } else {
+                core.logger.error(
+                    "cannot subscribe",
+                    metadata: [
+                        "filter": "\(subscription.filter)",
+                        "error": "\(MQTTError.mosquitto(rc, "mosquitto_subscribe"))",
+                    ])
+            }
+        }
+        core.logger.info(
+            count == 1 ? "connected to the MQTT broker" : "reconnected to the MQTT broker",
+            metadata: [
+                "broker": "\(core.brokerDescription)", "subscriptions": "\(subscriptions.count)",
+                "connects": "\(count)",
+            ])
+        core.eventSink.yield(.connected)
     }
-    core.logger.info(
-        count == 1 ? "connected to the MQTT broker" : "reconnected to the MQTT broker",
-        metadata: ["broker": "\(core.brokerDescription)", "subscriptions": "\(subscriptions.count)", "connects": "\(count)"])
-    core.eventSink.yield(.connected)
-}
 
 private let onDisconnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, OpaquePointer?) -> Void = {
     _, userdata, rc, _ in
@@ -63,43 +74,54 @@ private let onDisconnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointe
     }
 }
 
-private let onPublish: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void = {
-    _, userdata, mid, reasonCode, _ in
-    // MQTT 5 PUBACK/PUBREC reason codes of 0x80 and above are failures (e.g. not authorized).
-    let result: Result<Void, MQTTError> =
-        reasonCode < 0x80
-        ? .success(())
-        : .failure(MQTTError.rejected.with("publish rejected by the broker: \(String(cString: mosquitto_reason_string(reasonCode)))"))
-    core(userdata).acknowledge(.publish, mid: mid, result: result)
-}
-
-private let onSubscribe: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, UnsafePointer<Int32>?, OpaquePointer?) -> Void = {
-    _, userdata, mid, count, granted, _ in
-    let core = core(userdata)
-    let grants = granted.map { Array(UnsafeBufferPointer(start: $0, count: Int(count))) } ?? []
-    // A granted QoS of 0x80 (or any MQTT 5 reason code ≥ 0x80) is a refusal.
-    let refused = grants.contains { $0 >= 0x80 }
-    if let filter = core.state.withLock({ $0.renewals.removeValue(forKey: mid) }) {
-        if refused {
-            core.logger.error("the MQTT broker refused a subscription", metadata: ["filter": "\(filter)"])
-        }
-        return
+private let onPublish: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, OpaquePointer?) -> Void =
+    {
+        _, userdata, mid, reasonCode, _ in
+        // MQTT 5 PUBACK/PUBREC reason codes of 0x80 and above are failures (e.g. not authorized).
+        let result: Result<Void, MQTTError> =
+            reasonCode < 0x80
+            ? .success(())
+            : .failure(
+                MQTTError.rejected.with(
+                    "publish rejected by the broker: \(String(cString: mosquitto_reason_string(reasonCode)))"))
+        core(userdata).acknowledge(.publish, mid: mid, result: result)
     }
-    core.acknowledge(
-        .subscribe, mid: mid,
-        result: refused ? .failure(MQTTError.rejected.with("the broker refused the subscription (SUBACK \(grants))")) : .success(()))
-}
 
-private let onMessage: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafePointer<mosquitto_message>?, OpaquePointer?) -> Void = {
-    _, userdata, message, _ in
-    guard let message = message?.pointee, let topic = message.topic else { return }
-    // The buffers belong to libmosquitto and die when we return; payload is nil at length 0.
-    let payload =
-        message.payloadlen > 0 && message.payload != nil
-        ? [UInt8](UnsafeRawBufferPointer(start: message.payload, count: Int(message.payloadlen))) : []
-    core(userdata).messages.append(
-        MQTTMessage(topic: String(cString: topic), payload: payload, qos: UInt8(truncatingIfNeeded: message.qos), retain: message.retain))
-}
+private let onSubscribe:
+    @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, Int32, UnsafePointer<Int32>?, OpaquePointer?) ->
+        Void = {
+            _, userdata, mid, count, granted, _ in
+            let core = core(userdata)
+            let grants = granted.map { Array(UnsafeBufferPointer(start: $0, count: Int(count))) } ?? []
+            // A granted QoS of 0x80 (or any MQTT 5 reason code ≥ 0x80) is a refusal.
+            let refused = grants.contains { $0 >= 0x80 }
+            if let filter = core.state.withLock({ $0.renewals.removeValue(forKey: mid) }) {
+                if refused {
+                    core.logger.error("the MQTT broker refused a subscription", metadata: ["filter": "\(filter)"])
+                }
+                return
+            }
+            core.acknowledge(
+                .subscribe, mid: mid,
+                result: refused
+                    ? .failure(MQTTError.rejected.with("the broker refused the subscription (SUBACK \(grants))"))
+                    : .success(()))
+        }
+
+private let onMessage:
+    @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafePointer<mosquitto_message>?, OpaquePointer?) -> Void =
+        {
+            _, userdata, message, _ in
+            guard let message = message?.pointee, let topic = message.topic else { return }
+            // The buffers belong to libmosquitto and die when we return; payload is nil at length 0.
+            let payload =
+                message.payloadlen > 0 && message.payload != nil
+                ? [UInt8](UnsafeRawBufferPointer(start: message.payload, count: Int(message.payloadlen))) : []
+            core(userdata).messages.append(
+                MQTTMessage(
+                    topic: String(cString: topic), payload: payload, qos: UInt8(truncatingIfNeeded: message.qos),
+                    retain: message.retain))
+        }
 
 private let onLog: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, UnsafePointer<CChar>?) -> Void = {
     _, userdata, level, text in

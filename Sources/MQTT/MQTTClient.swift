@@ -66,7 +66,8 @@ public final class MQTTClient: Sendable {
                 configuration.clientID.isEmpty ? nil : configuration.clientID, configuration.cleanSession, box)
         else {
             Unmanaged<ClientCore>.fromOpaque(box).release()
-            throw invalid("mosquitto_new failed for client id '\(configuration.clientID)': \(String(cString: strerror(errno)))")
+            throw invalid(
+                "mosquitto_new failed for client id '\(configuration.clientID)': \(String(cString: strerror(errno)))")
         }
         do {
             try Self.configure(mosq, configuration)
@@ -82,11 +83,14 @@ public final class MQTTClient: Sendable {
     private static func configure(_ mosq: OpaquePointer, _ configuration: MQTTConfiguration) throws(MQTTError) {
         func check(_ rc: Int32, _ what: String) throws(MQTTError) {
             guard rc == MOSQ_ERR_SUCCESS.rawValue else {
-                throw MQTTError.invalidConfiguration.with("\(what): \(MQTTError.mosquitto(rc, "libmosquitto").description)")
+                throw MQTTError.invalidConfiguration.with(
+                    "\(what): \(MQTTError.mosquitto(rc, "libmosquitto").description)")
             }
         }
         let version = configuration.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311
-        try check(mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, Int32(version)), "protocol \(configuration.protocolVersion.rawValue)")
+        try check(
+            mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, Int32(version)),
+            "protocol \(configuration.protocolVersion.rawValue)")
         // libmosquitto sends at most 20 QoS 1/2 messages awaiting their ack by default and queues the rest: a burst
         // of expiries (thousands of devices sharing a timeout) then waits hundreds of round trips. The broker
         // bounds what it accepts itself (MQTT 5 Receive Maximum, which libmosquitto honours).
@@ -95,7 +99,9 @@ public final class MQTTClient: Sendable {
             try check(mosquitto_username_pw_set(mosq, user, configuration.password), "user '\(user)'")
         }
         if let will = configuration.will {
-            guard will.qos <= 2 else { throw MQTTError.invalidConfiguration.with("will QoS \(will.qos) is not 0, 1 or 2") }
+            guard will.qos <= 2 else {
+                throw MQTTError.invalidConfiguration.with("will QoS \(will.qos) is not 0, 1 or 2")
+            }
             let rc = will.payload.withUnsafeBytes {
                 mosquitto_will_set(mosq, will.topic, Int32($0.count), $0.baseAddress, Int32(will.qos), will.retain)
             }
@@ -103,7 +109,8 @@ public final class MQTTClient: Sendable {
         }
         if configuration.broker.useTLS {
             let caPath = configuration.caFile == nil ? MQTTConfiguration.systemCAPath : nil
-            let rc = mosquitto_tls_set(mosq, configuration.caFile, caPath, configuration.certFile, configuration.keyFile, nil)
+            let rc = mosquitto_tls_set(
+                mosq, configuration.caFile, caPath, configuration.certFile, configuration.keyFile, nil)
             try check(
                 rc,
                 "TLS files (cafile \(configuration.caFile ?? "none, using \(MQTTConfiguration.systemCAPath)"), certfile \(configuration.certFile ?? "none"), keyfile \(configuration.keyFile ?? "none"))"
@@ -111,7 +118,9 @@ public final class MQTTClient: Sendable {
         }
         let delay = max(1, configuration.reconnectDelay.components.seconds)
         let maxDelay = max(delay, configuration.maxReconnectDelay.components.seconds)
-        try check(mosquitto_reconnect_delay_set(mosq, UInt32(clamping: delay), UInt32(clamping: maxDelay), true), "reconnect delay")
+        try check(
+            mosquitto_reconnect_delay_set(mosq, UInt32(clamping: delay), UInt32(clamping: maxDelay), true),
+            "reconnect delay")
     }
 
     // MARK: Lifecycle
@@ -142,7 +151,8 @@ public final class MQTTClient: Sendable {
                 handle.loopStarted = true
             } else {
                 logger.critical(
-                    "cannot start the MQTT network thread", metadata: ["error": "\(MQTTError.mosquitto(loop, "mosquitto_loop_start"))"])
+                    "cannot start the MQTT network thread",
+                    metadata: ["error": "\(MQTTError.mosquitto(loop, "mosquitto_loop_start"))"])
             }
             return nil
         }
@@ -246,7 +256,8 @@ public final class MQTTClient: Sendable {
             }
             for filter in added {
                 var mid: Int32 = 0
-                if MQTT.subscribe(mosq, &mid, filter.filter, options: filter.qos, version: configuration.protocolVersion)
+                if MQTT.subscribe(
+                    mosq, &mid, filter.filter, options: filter.qos, version: configuration.protocolVersion)
                     == MOSQ_ERR_SUCCESS.rawValue
                 {
                     core.ignoreAck(.subscribe, mid: mid, diesWithConnection: true)
@@ -280,7 +291,8 @@ public final class MQTTClient: Sendable {
 
     private static func validate(filter: String, qos: UInt8) throws(MQTTError) {
         guard SubscriptionOption.qos(qos) <= 2, qos & 0xF0 == 0 else {
-            throw MQTTError.invalidArgument.with("QoS \(qos) for '\(filter)' is not 0, 1 or 2 (plus SubscriptionOption flags)")
+            throw MQTTError.invalidArgument.with(
+                "QoS \(qos) for '\(filter)' is not 0, 1 or 2 (plus SubscriptionOption flags)")
         }
         guard mosquitto_sub_topic_check(filter) == MOSQ_ERR_SUCCESS.rawValue else {
             throw MQTTError.invalidArgument.with("invalid topic filter '\(filter)'")
@@ -300,7 +312,8 @@ public final class MQTTClient: Sendable {
         topic: String, payload: [UInt8], qos: UInt8 = 0, retain: Bool = false, timeout: Duration? = nil
     ) async throws(MQTTError) {
         let (mid, epoch) = try send(topic: topic, payload: payload, qos: qos, retain: retain)
-        try await core.waitForAck(.publish, mid: mid, epoch: epoch, diesWithConnection: qos == 0, timeout: timeout).get()
+        try await core.waitForAck(.publish, mid: mid, epoch: epoch, diesWithConnection: qos == 0, timeout: timeout)
+            .get()
     }
 
     /// Publishes without waiting for anything (e.g. a heartbeat); never blocks on the network. Failures

@@ -43,7 +43,10 @@ final class MessageQueue: Sendable {
     /// task is cancelled.
     func next() async -> [MQTTMessage]? {
         while true {
-            enum Taken { case batch([MQTTMessage]), finished, empty }
+            enum Taken {
+                case batch([MQTTMessage])
+                case finished, empty
+            }
             let taken = state.withLock { state -> Taken in
                 if !state.messages.isEmpty {
                     let batch = state.messages

@@ -65,7 +65,9 @@ func body(_ port: Int, _ path: String) -> String? {
 func mosquittoSub(_ broker: MosquittoBroker, count: Int, directory: TemporaryDirectory) throws -> ChildProcess {
     try ChildProcess(
         executable: "/usr/bin/mosquitto_sub",
-        arguments: ["-h", "127.0.0.1", "-p", "\(broker.port)", "-t", "iot-2/type/+/id/+/mon", "-q", "0", "-C", "\(count)"],
+        arguments: [
+            "-h", "127.0.0.1", "-p", "\(broker.port)", "-t", "iot-2/type/+/id/+/mon", "-q", "0", "-C", "\(count)",
+        ],
         outputPath: directory.file("sub.out"))
 }
 
@@ -73,7 +75,9 @@ func publisher(_ broker: MosquittoBroker) async throws -> MQTTClient {
     let client = try MQTTClient(
         configuration: MQTTConfiguration(broker: BrokerURL(parsing: broker.url), clientID: "bench-pub"))
     client.start()
-    guard waitUntil(timeout: .seconds(10), { client.isConnected }) else { throw TestSupportError("publisher not connected") }
+    guard waitUntil(timeout: .seconds(10), { client.isConnected }) else {
+        throw TestSupportError("publisher not connected")
+    }
     return client
 }
 
@@ -85,7 +89,9 @@ func ingest() async throws {
     let broker = try await MosquittoBroker(extraConfig: ["max_queued_messages 1000000"])
     let directory = try TemporaryDirectory(prefix: "bench-ingest")
     let (daemon, port) = try startDaemon(broker: broker, data: directory.file("data"), directory: directory)
-    guard waitUntil({ body(port, "/readyz")?.contains("\"ready\"") == true }) else { throw TestSupportError("daemon not ready") }
+    guard waitUntil({ body(port, "/readyz")?.contains("\"ready\"") == true }) else {
+        throw TestSupportError("daemon not ready")
+    }
     let sub = try mosquittoSub(broker, count: messages, directory: directory)
     try await Task.sleep(for: .milliseconds(500))
     let client = try await publisher(broker)
@@ -103,14 +109,18 @@ func ingest() async throws {
     var subElapsed: Duration?
     let lastTime = timeString(lastIndex)
     _ = waitUntil {
-        if daemonElapsed == nil, body(port, lastPath)?.contains(lastTime) == true { daemonElapsed = ContinuousClock.now - start }
+        if daemonElapsed == nil, body(port, lastPath)?.contains(lastTime) == true {
+            daemonElapsed = ContinuousClock.now - start
+        }
         if subElapsed == nil, sub.exitStatus != nil { subElapsed = ContinuousClock.now - start }
         return daemonElapsed != nil && subElapsed != nil
     }
     await client.stop()
     _ = await daemon.stop(grace: .seconds(5))
     guard let daemonElapsed, let subElapsed else {
-        print("ingest: FAILED (daemon \(daemonElapsed.map(seconds) ?? -1) s, mosquitto_sub \(subElapsed.map(seconds) ?? -1) s)")
+        print(
+            "ingest: FAILED (daemon \(daemonElapsed.map(seconds) ?? -1) s, mosquitto_sub \(subElapsed.map(seconds) ?? -1) s)"
+        )
         return
     }
     let ours = Double(messages) / seconds(daemonElapsed)
@@ -136,7 +146,8 @@ func retained(extraConfig: [String], label: String) async throws {
     for device in 0..<devices {
         let type = "bench\(device % 10)"
         client.publishNoWait(
-            topic: "iot-2/type/\(type)/id/d\(device)/mon", payload: disconnect(type: type, id: "d\(device)", time: timeString(device)),
+            topic: "iot-2/type/\(type)/id/d\(device)/mon",
+            payload: disconnect(type: type, id: "d\(device)", time: timeString(device)),
             qos: 0, retain: true)
         if device % 5000 == 4999 { try await Task.sleep(for: .milliseconds(20)) }
     }
@@ -147,7 +158,8 @@ func retained(extraConfig: [String], label: String) async throws {
     let sub = try mosquittoSub(broker, count: devices, directory: directory)
     _ = waitUntil(timeout: .seconds(60)) { sub.exitStatus != nil }
     let subElapsed = ContinuousClock.now - subStart
-    let subReceived = (try? String(contentsOfFile: directory.file("sub.out"), encoding: .utf8))?.split(separator: "\n").count ?? 0
+    let subReceived =
+        (try? String(contentsOfFile: directory.file("sub.out"), encoding: .utf8))?.split(separator: "\n").count ?? 0
 
     let start = ContinuousClock.now
     let (daemon, port) = try startDaemon(broker: broker, data: directory.file("data"), directory: directory)
@@ -273,11 +285,16 @@ func watchdog() async throws {
     let start = ContinuousClock.now
     let daemon = try ChildProcess(
         executable: daemonPath,
-        arguments: ["--config", directory.file("config.toml"), "--port", "\(port)", "--broker", broker.url,
-            "--data-dir", directory.file("data"), "--log-level", "warning"],
+        arguments: [
+            "--config", directory.file("config.toml"), "--port", "\(port)", "--broker", broker.url,
+            "--data-dir", directory.file("data"), "--log-level", "warning",
+        ],
         environment: ["STATE_DIRECTORY": ""], outputPath: directory.file("daemon.log"))
-    guard waitUntil({ body(port, "/readyz")?.contains("\"ready\"") == true }) else { throw TestSupportError("daemon not ready") }
-    print("watchdog: \(devices) devices configured, ready \(format(seconds(ContinuousClock.now - start))) s after start")
+    guard waitUntil({ body(port, "/readyz")?.contains("\"ready\"") == true }) else {
+        throw TestSupportError("daemon not ready")
+    }
+    print(
+        "watchdog: \(devices) devices configured, ready \(format(seconds(ContinuousClock.now - start))) s after start")
     // Deadlines that pass before the daemon is connected and subscribed cannot be published on time; lateness is
     // measured for those after it.
     let readyWall = wallClockNanoseconds()
@@ -346,7 +363,8 @@ func watchdog() async throws {
         "watchdog: \(lateness.count + beforeReady) of \(deadlines.count) silent devices expired (\(beforeReady) before the "
             + "daemon was subscribed); lateness of the other \(lateness.count) against their deadlines: "
             + "p50 \(format(percentile(lateness, 0.5), 1)) ms, p99 \(format(percentile(lateness, 0.99), 1)) ms, "
-            + "max \(format(lateness.max() ?? .nan, 1)) ms (target p99 < 100 ms); streamed devices expired while the stream ran: \(expiredAlive)")
+            + "max \(format(lateness.max() ?? .nan, 1)) ms (target p99 < 100 ms); streamed devices expired while the stream ran: \(expiredAlive)"
+    )
 }
 
 final class ArrivalLog: @unchecked Sendable {
@@ -372,6 +390,8 @@ case "all":
     try await memoryAndRestart()
     try await watchdog()
 default:
-    print("usage: devstatusd-bench <ingest|retained|memory|restart|watchdog|all> [--daemon PATH] [--devices N] [--messages N]")
+    print(
+        "usage: devstatusd-bench <ingest|retained|memory|restart|watchdog|all> [--daemon PATH] [--devices N] [--messages N]"
+    )
     exit(1)
 }

@@ -25,7 +25,9 @@ struct DaemonLogHandler: LogHandler {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
         var line = journal ? "<\(Self.syslogPriority(event.level))>" : Self.timestamp() + " "
-        if !journal { line += event.level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0) + " " }
+        if !journal {
+            line += event.level.rawValue.uppercased().padding(toLength: 7, withPad: " ", startingAt: 0) + " "
+        }
         line += "\(label): \(event.message)"
         for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
             line += " \(key)=\(Self.quoted("\(value)"))"
@@ -57,7 +59,8 @@ struct DaemonLogHandler: LogHandler {
     }
 
     private static func quoted(_ text: String) -> String {
-        text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" }) ? "\"" + text.replacingOccurrences(of: "\"", with: "\\\"") + "\"" : text
+        text.contains(where: { $0 == " " || $0 == "\"" || $0 == "=" })
+            ? "\"" + text.replacingOccurrences(of: "\"", with: "\\\"") + "\"" : text
     }
 
     private static func timestamp() -> String {

@@ -28,7 +28,9 @@ struct DevStatusCommand: AsyncParsableCommand {
 
     func runDaemon() async throws {
         guard let level = Logger.Level(rawValue: logLevel) else {
-            throw CLIFailure(code: 1, message: "--log-level: expected trace, debug, info, notice, warning or error, found '\(logLevel)'")
+            throw CLIFailure(
+                code: 1,
+                message: "--log-level: expected trace, debug, info, notice, warning or error, found '\(logLevel)'")
         }
         let journal = DaemonLogHandler.stderrIsJournal()
         LoggingSystem.bootstrap { DaemonLogHandler(label: $0, level: level, journal: journal) }
@@ -41,7 +43,9 @@ struct DevStatusCommand: AsyncParsableCommand {
         }
         systemd?.start()
         let command = self
-        let reloader = ConfigReloader(daemon: daemon, systemd: systemd, logger: logger) { try command.resolveSettings() }
+        let reloader = ConfigReloader(daemon: daemon, systemd: systemd, logger: logger) {
+            try command.resolveSettings()
+        }
         let signals = SignalHandlers()
         signals.onTerminate { daemon.requestShutdown() }
         signals.onReload { Task { await reloader.reload() } }
@@ -58,7 +62,11 @@ struct DevStatusCommand: AsyncParsableCommand {
         var settings = try loadConfig(config)
         var overrideErrors: [String] = []
         if let port {
-            if (0...65535).contains(port) { settings.http.port = port } else { overrideErrors.append("--port: \(port) is not a TCP port (0-65535)") }
+            if (0...65535).contains(port) {
+                settings.http.port = port
+            } else {
+                overrideErrors.append("--port: \(port) is not a TCP port (0-65535)")
+            }
         }
         if let host { settings.http.bind = host }
         if let broker {

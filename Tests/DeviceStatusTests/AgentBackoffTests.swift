@@ -80,7 +80,8 @@ import Testing
     }
 
     @Test func readsStartTimeAfterACommandNameWithSpacesAndParentheses() throws {
-        let line = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 148 0 0 0 0 0 0 0 20 0 1 0 987654 5849088 222 "
+        let line =
+            "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 148 0 0 0 0 0 0 0 20 0 1 0 987654 5849088 222 "
             + "18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n"
         let stat = try #require(AgentIdentity.ProcessStat(parsing: line))
         #expect(stat == AgentIdentity.ProcessStat(state: "S", processGroup: 4242, startTime: 987654))

@@ -150,14 +150,19 @@ import Testing
         #expect(refusal([("type", "a/b")]) == "type")
         #expect(refusal([("limit", "1000"), ("status", "expired"), ("type", "t")]) == nil)
         // Empty values are absent values, as in `?status=&type=`.
-        let empty = FleetQuery.parse([(name: "status", value: ""), (name: "type", value: ""), (name: "limit", value: "")])
+        let empty = FleetQuery.parse([
+            (name: "status", value: ""), (name: "type", value: ""), (name: "limit", value: ""),
+        ])
         #expect((try? empty.get()) == FleetQuery())
     }
 
     @Test func cursorRoundTripsAnyDevicePathAndNeedsNoEscaping() {
         for path in ["t/i", "type1/ps1", "a b/ü€😀", "x/+=&?%", "abc/de", "ab/c", "a/b"] {
             let cursor = FleetCursor.encode(path)
-            #expect(cursor.utf8.allSatisfy { $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 < 128 && isalnum(Int32($0)) != 0 })
+            #expect(
+                cursor.utf8.allSatisfy {
+                    $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 < 128 && isalnum(Int32($0)) != 0
+                })
             #expect(FleetCursor.decode(cursor) == path)
         }
         #expect(FleetCursor.decode("") == nil)
@@ -182,7 +187,11 @@ import Testing
         let payload = Array(#"{"Action":"Connect"}"#.utf8)
         for index in 0..<count {
             let action: MonPayload.Action = index % 4 == 0 ? .disconnect : .connect
-            changes.append(("type\(index % 10)/device\(index)", StatusRecord(action: action, time: Self.baseTime, payload: payload)))
+            changes.append(
+                (
+                    "type\(index % 10)/device\(index)",
+                    StatusRecord(action: action, time: Self.baseTime, payload: payload)
+                ))
         }
         table.apply(changes)
         changes = []

@@ -43,7 +43,10 @@ import Testing
         #expect(entries.map(\.to) == [.expired, .offline, .online])
         #expect(entries[0].source == "watchdog" && entries[0].reason == nil)
         #expect(entries[1].reason == "Disconnect")
-        #expect(entries[0].json == #"{"time":"2023-11-14T22:13:20.000Z","from":"online","to":"expired","source":"watchdog","reason":null}"#)
+        #expect(
+            entries[0].json
+                == #"{"time":"2023-11-14T22:13:20.000Z","from":"online","to":"expired","source":"watchdog","reason":null}"#
+        )
         #expect(try log.entries(for: Self.key, limit: 2).count == 2)
         #expect(try log.entries(for: DeviceKey(type: "type1", id: "ps10")).count == 1)
         #expect(!log.hasEntries(for: DeviceKey(type: "type1", id: "nobody")))
@@ -85,7 +88,9 @@ import Testing
         let other = DeviceKey(type: "type1", id: "other")
         log.record(Self.transition(.unknown, .online, at: 0, key: other))
         for index in 1...350 {
-            log.record(Self.transition(index % 2 == 0 ? .online : .offline, index % 2 == 0 ? .offline : .online, at: Int64(index)))
+            log.record(
+                Self.transition(
+                    index % 2 == 0 ? .online : .offline, index % 2 == 0 ? .offline : .online, at: Int64(index)))
             // Several writes, as the writer queue would make them.
             if index % 5 == 0 { log.flush() }
         }
@@ -107,7 +112,8 @@ import Testing
         // 130 entries written by hand, as an untrimmed earlier run could leave them.
         var batch = WriteBatch()
         for index in 0..<130 {
-            let entry = HistoryEntry(time: Self.baseTime + Int64(index), from: .online, to: .offline, source: "status", reason: nil)
+            let entry = HistoryEntry(
+                time: Self.baseTime + Int64(index), from: .online, to: .offline, source: "status", reason: nil)
             batch.put(HistoryLog.key(path: Self.key.path, entry: entry), HistoryLog.encode(entry))
         }
         try store.write(batch)
@@ -123,7 +129,8 @@ import Testing
         let store = try LevelDB(path: directory.file("db"))
         let log = HistoryLog(store: store, logger: Logger(label: "test"))
         for index in 0..<1000 {
-            log.record(Self.transition(.unknown, .online, at: Int64(index), key: DeviceKey(type: "bulk", id: "d\(index)")))
+            log.record(
+                Self.transition(.unknown, .online, at: Int64(index), key: DeviceKey(type: "bulk", id: "d\(index)")))
             // Read right away, whatever the writer queue is doing: never missing, never doubled.
             if index % 97 == 0 {
                 #expect(try log.entries(for: DeviceKey(type: "bulk", id: "d\(index)")).count == 1)
@@ -134,7 +141,8 @@ import Testing
     }
 
     @Test func decodesWhatItEncodes() {
-        let entry = HistoryEntry(time: Self.baseTime, from: .expired, to: .online, source: "watchdog", reason: "message on a watch topic")
+        let entry = HistoryEntry(
+            time: Self.baseTime, from: .expired, to: .online, source: "watchdog", reason: "message on a watch topic")
         let key = HistoryLog.key(path: "t/i", entry: entry)
         let value = HistoryLog.encode(entry)
         let decoded = key.withUnsafeBytes { k in value.withUnsafeBytes { v in HistoryLog.decode(key: k, value: v) } }

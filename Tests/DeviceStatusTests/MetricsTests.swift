@@ -30,11 +30,14 @@ import Testing
         let store = try LevelDB(path: directory.file("db"))
         let metrics = DaemonMetrics()
         let registry = StatusRegistry(
-            store: store, table: DeviceTable(), patterns: [try StatusTopicPattern(TopicFilter("iot-2/type/+/id/+/mon"))],
+            store: store, table: DeviceTable(),
+            patterns: [try StatusTopicPattern(TopicFilter("iot-2/type/+/id/+/mon"))],
             organization: "", logger: Logger(label: "test"), onStoreWrite: { metrics.recordStoreWrite($0) })
         metrics.sample(registry: registry)
         await registry.ingest(try Fixtures.monSamples())
-        await registry.ingest([MQTTMessage(topic: "iot-2/type/t/id/x/mon", payload: Array("{".utf8), qos: 0, retain: false)])
+        await registry.ingest([
+            MQTTMessage(topic: "iot-2/type/t/id/x/mon", payload: Array("{".utf8), qos: 0, retain: false)
+        ])
         let accepted = await registry.counters.accepted
         #expect(accepted > 0)
         // Two scrapes: the second must not add the registry's totals again.

@@ -71,7 +71,8 @@ import Testing
     }
 
     @Test func decodesEscapedStrings() throws {
-        let text = #"{"Action":"Connect","ClientID":"d:o\u0072g:t\/x:i","Time":"2018-01-02T16:51:10Z","n":[{"x":null}]}"#
+        let text =
+            #"{"Action":"Connect","ClientID":"d:o\u0072g:t\/x:i","Time":"2018-01-02T16:51:10Z","n":[{"x":null}]}"#
         let payload = try MonPayload(parsing: Array(text.utf8))
         #expect(payload.clientID == "d:org:t/x:i")
     }

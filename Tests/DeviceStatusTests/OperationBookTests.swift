@@ -10,7 +10,9 @@ import Testing
     let lamp = DeviceKey(type: "lamp", id: "l1")
     let door = DeviceKey(type: "door", id: "d1")
 
-    func draft(_ topic: String = "cmd/x", ackTopic: String? = nil, ackTimeout: Int = 30, ttl: Int? = nil) -> OperationDraft {
+    func draft(_ topic: String = "cmd/x", ackTopic: String? = nil, ackTimeout: Int = 30, ttl: Int? = nil)
+        -> OperationDraft
+    {
         OperationDraft(
             topic: topic, payload: .text("on"), ackTopic: ackTopic, ackTimeoutSeconds: ackTimeout, ttlSeconds: ttl)
     }
@@ -103,7 +105,8 @@ import Testing
         var book = OperationBook()
         let created = try queue(&book, lamp, [draft("a"), draft("b")])
         _ = book.beginNext(for: lamp, now: Self.t0)
-        let (changes, confirmed) = book.published(device: lamp, sequence: created[0].sequence, now: Self.t0 + Self.second)
+        let (changes, confirmed) = book.published(
+            device: lamp, sequence: created[0].sequence, now: Self.t0 + Self.second)
         #expect(confirmed)
         #expect(status(book, created[0]) == .confirmed)
         #expect(changes.count == 1)
@@ -228,7 +231,8 @@ import Testing
         _ = book.beginNext(for: lamp, now: Self.t0 + 9 * Self.second)
         #expect(book.advance(to: Self.t0 + 11 * Self.second).isEmpty)
         #expect(status(book, created[0]) == .sending)
-        _ = book.attemptFailed(device: lamp, sequence: created[0].sequence, reason: "timed out", now: Self.t0 + 12 * Self.second)
+        _ = book.attemptFailed(
+            device: lamp, sequence: created[0].sequence, reason: "timed out", now: Self.t0 + 12 * Self.second)
         #expect(status(book, created[0]) == .expired)
         #expect(book.operation(for: lamp, sequence: created[0].sequence)?.attempts == 1)
     }
@@ -317,9 +321,11 @@ import Testing
             }
         }
         #expect(book.operations(for: lamp).map(\.draft.topic) == ["c", "d"])
-        #expect(removed == [
-            .remove(device: lamp, sequence: created[0].sequence), .remove(device: lamp, sequence: created[1].sequence),
-        ])
+        #expect(
+            removed == [
+                .remove(device: lamp, sequence: created[0].sequence),
+                .remove(device: lamp, sequence: created[1].sequence),
+            ])
         #expect(book.totals[.confirmed] == 2)
     }
 

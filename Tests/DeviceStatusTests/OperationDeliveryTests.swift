@@ -51,7 +51,8 @@ import Testing
                 ackTopic: "a/ack", ackTimeoutSeconds: 7, ttlSeconds: 99),
             status: .queued, attempts: 2, createdAt: 1_700_000_000_123_456_789, updatedAt: 1_700_000_001_000_000_000,
             lastError: "no \"answer\"")
-        let minimal = Operation(device: lamp, sequence: 1, draft: OperationDraft(topic: "x", payload: .text("on")), createdAt: 5)
+        let minimal = Operation(
+            device: lamp, sequence: 1, draft: OperationDraft(topic: "x", payload: .text("on")), createdAt: 5)
         try store.apply([.store(full), .store(minimal)], sync: true)
         // A record nobody can read is skipped, not fatal.
         try database.put(Array("o/lamp/l1/zzzz".utf8), Array("{}".utf8))
@@ -118,8 +119,10 @@ import Testing
         let directory = try TemporaryDirectory()
         let database = try LevelDB(path: directory.file("db"))
         let store = OperationStore(database: database)
-        let stuck = Operation(device: lamp, sequence: 10, draft: draft("a"), status: .sending, createdAt: wallClockNanoseconds())
-        let stale = Operation(device: lamp, sequence: 11, draft: draft("b", ttl: 1), createdAt: wallClockNanoseconds() - 5_000_000_000)
+        let stuck = Operation(
+            device: lamp, sequence: 10, draft: draft("a"), status: .sending, createdAt: wallClockNanoseconds())
+        let stale = Operation(
+            device: lamp, sequence: 11, draft: draft("b", ttl: 1), createdAt: wallClockNanoseconds() - 5_000_000_000)
         try store.apply([.store(stuck), .store(stale)], sync: true)
         let delivery = try await makeDelivery(database)
         let recovered = delivery.table.operation(for: lamp, id: stuck.id)
@@ -165,7 +168,8 @@ import Testing
         // An answer left retained from long ago: replayed when delivery subscribes to the ack topic, and ignored.
         try await device.publish(topic: "lamp/ack", payload: Array("old".utf8), qos: 1, retain: true)
         let first = try await delivery.create(draft("lamp/cmd/1"), for: lamp).get()
-        let second = try await delivery.create(draft("lamp/cmd/2", ackTopic: "lamp/ack", ackTimeout: 10), for: lamp).get()
+        let second = try await delivery.create(draft("lamp/cmd/2", ackTopic: "lamp/ack", ackTimeout: 10), for: lamp)
+            .get()
         let third = try await delivery.create(draft("lamp/cmd/3"), for: lamp).get()
         // Offline: nothing goes out.
         try await Task.sleep(for: .milliseconds(300))

@@ -42,10 +42,13 @@ import Testing
 
     @Test func readsEveryMember() throws {
         let draft = try parse(
-            #"{"topic":"a/b","payload":"x","qos":2,"retain":true,"ackTopic":"a/ack","ackTimeoutSeconds":5,"ttlSeconds":600}"#)
-        #expect(draft == OperationDraft(
-            topic: "a/b", payload: .text("x"), qos: 2, retain: true, ackTopic: "a/ack", ackTimeoutSeconds: 5,
-            ttlSeconds: 600))
+            #"{"topic":"a/b","payload":"x","qos":2,"retain":true,"ackTopic":"a/ack","ackTimeoutSeconds":5,"ttlSeconds":600}"#
+        )
+        #expect(
+            draft
+                == OperationDraft(
+                    topic: "a/b", payload: .text("x"), qos: 2, retain: true, ackTopic: "a/ack", ackTimeoutSeconds: 5,
+                    ttlSeconds: 600))
         // null means "not given" for optional members.
         #expect(try parse(#"{"topic":"a","payload":"x","ackTopic":null,"ttlSeconds":null}"#).ackTopic == nil)
     }
@@ -80,7 +83,8 @@ import Testing
 
     @Test(arguments: [
         "", "null", "[1]", #""text""#, "{", #"{"topic":"a","payload":"x"} trailing"#, #"{"topic":"a","payload":tru}"#,
-        #"{"topic":"a","payload":"x",}"#, #"{"topic":"a","topic":"b","payload":"x"}"#, "{\"topic\":\"a\u{01}\",\"payload\":1}",
+        #"{"topic":"a","payload":"x",}"#, #"{"topic":"a","topic":"b","payload":"x"}"#,
+        "{\"topic\":\"a\u{01}\",\"payload\":1}",
         #"{"topic":"a","payload":"\ud800"}"#, #"{"topic":"a","payload":01}"#,
         "{\"topic\":\"a\",\"payload\":" + String(repeating: "[", count: 100) + String(repeating: "]", count: 100) + "}",
     ])
@@ -110,7 +114,9 @@ import Testing
     @Test func withoutATokenOnlyLoopbackPeersMayWrite() {
         let access = WriteAccess()
         #expect(access.refusal(for: request(.post, peer: loopback)) == nil)
-        #expect(access.refusal(for: request(.post, peer: PeerAddress(ipv6: Array(repeating: 0, count: 15) + [1], port: 1))) == nil)
+        #expect(
+            access.refusal(for: request(.post, peer: PeerAddress(ipv6: Array(repeating: 0, count: 15) + [1], port: 1)))
+                == nil)
         #expect(access.refusal(for: request(.post, peer: remote))?.status == .forbidden)
         #expect(access.refusal(for: request(.post, peer: nil))?.status == .forbidden)
         // A bearer token does not open the door when none is configured.
@@ -121,7 +127,9 @@ import Testing
         let access = WriteAccess(token: "s3cret-token")
         #expect(access.refusal(for: request(.post, authorization: "Bearer s3cret-token", peer: remote)) == nil)
         #expect(access.refusal(for: request(.post, authorization: "bearer  s3cret-token", peer: remote)) == nil)
-        for wrong in [nil, "Bearer s3cret-toke", "Bearer s3cret-token2", "Bearer S3CRET-TOKEN", "Basic s3cret-token", "Bearer"] {
+        for wrong in [
+            nil, "Bearer s3cret-toke", "Bearer s3cret-token2", "Bearer S3CRET-TOKEN", "Basic s3cret-token", "Bearer",
+        ] {
             let refused = access.refusal(for: request(.delete, authorization: wrong, peer: loopback))
             #expect(refused?.status == .unauthorized, "\(wrong ?? "none")")
             #expect(refused?.headers["WWW-Authenticate"]?.hasPrefix("Bearer") == true)

@@ -68,7 +68,8 @@ import Testing
     @Test func deletesOnAnEmptyPayload() async throws {
         let directory = try TemporaryDirectory()
         let (registry, _) = try makeRegistry(directory)
-        await registry.ingest([message("dev1", Fixtures.mon("Connect", time: "2020-01-01T00:00:02.000Z"), retain: true)])
+        await registry.ingest([message("dev1", Fixtures.mon("Connect", time: "2020-01-01T00:00:02.000Z"), retain: true)]
+        )
         #expect(registry.table.count == 1)
         await registry.ingest([message("dev1", [], retain: true)])
         #expect(registry.table.count == 0)
@@ -81,7 +82,8 @@ import Testing
             let (registry, store) = try makeRegistry(directory)
             await registry.ingest([
                 message("keep", connect), message("drop", connect),
-                message("other", Fixtures.mon("Connect", time: "2020-01-01T00:00:02.000Z", clientID: "d:acme:type1:other")),
+                message(
+                    "other", Fixtures.mon("Connect", time: "2020-01-01T00:00:02.000Z", clientID: "d:acme:type1:other")),
             ])
             await registry.ingest([message("drop", [])])
             store.close()

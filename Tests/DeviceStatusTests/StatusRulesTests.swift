@@ -19,7 +19,8 @@ import Testing
     }
 
     @Test func acceptsNewerStatus() {
-        #expect(StatusRules.decide(stored: (.connect, t1), incoming: payload(.disconnect, t2), retained: false) == .accept)
+        #expect(
+            StatusRules.decide(stored: (.connect, t1), incoming: payload(.disconnect, t2), retained: false) == .accept)
     }
 
     @Test func ignoresDisconnectOlderThanStoredConnect() {
@@ -29,19 +30,22 @@ import Testing
     }
 
     @Test func disconnectWinsATieWithConnect() {
-        #expect(StatusRules.decide(stored: (.connect, t1), incoming: payload(.disconnect, t1), retained: false) == .accept)
+        #expect(
+            StatusRules.decide(stored: (.connect, t1), incoming: payload(.disconnect, t1), retained: false) == .accept)
         #expect(
             StatusRules.decide(stored: (.disconnect, t1), incoming: payload(.connect, t1), retained: false)
                 == .ignoreTieLost)
     }
 
     @Test func treatsAReplayOfTheStoredStatusAsUnchanged() {
-        #expect(StatusRules.decide(stored: (.connect, t1), incoming: payload(.connect, t1), retained: true) == .unchanged)
+        #expect(
+            StatusRules.decide(stored: (.connect, t1), incoming: payload(.connect, t1), retained: true) == .unchanged)
     }
 
     @Test func ignoresLiveDisconnectWithClientIDReused() {
         #expect(
-            StatusRules.decide(stored: (.connect, t1), incoming: payload(.disconnect, t2, closeCode: 288), retained: false)
+            StatusRules.decide(
+                stored: (.connect, t1), incoming: payload(.disconnect, t2, closeCode: 288), retained: false)
                 == .ignoreClientIDReused)
         #expect(
             StatusRules.decide(stored: nil, incoming: payload(.disconnect, t2, closeCode: 288), retained: false)
@@ -50,7 +54,8 @@ import Testing
 
     @Test func acceptsRetainedDisconnectWithClientIDReused() {
         #expect(
-            StatusRules.decide(stored: (.connect, t1), incoming: payload(.disconnect, t2, closeCode: 288), retained: true)
+            StatusRules.decide(
+                stored: (.connect, t1), incoming: payload(.disconnect, t2, closeCode: 288), retained: true)
                 == .accept)
     }
 

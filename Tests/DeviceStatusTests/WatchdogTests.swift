@@ -6,7 +6,8 @@ import Testing
     let second: Int64 = 1_000_000_000
 
     func makeWatchdog() -> Watchdog {
-        Watchdog(timeouts: [("esp04", 60 * second), ("doorbell", 30 * second)], monotonicNow: 0, wallNow: 1000 * second)
+        Watchdog(
+            timeouts: [("esp04", 60 * second), ("doorbell", 30 * second)], monotonicNow: 0, wallNow: 1000 * second)
     }
 
     @Test func givesEveryDeviceAGracePeriodFromDaemonStart() {
@@ -30,7 +31,8 @@ import Testing
         var watchdog = makeWatchdog()
         _ = watchdog.expireDue(monotonicNow: 30 * second, wallNow: 1030 * second)
         #expect(watchdog.devices[1].expired)
-        #expect(watchdog.recordActivity(device: 1, monotonicNow: 40 * second, wallNow: 1040 * second) == .alive(device: 1))
+        #expect(
+            watchdog.recordActivity(device: 1, monotonicNow: 40 * second, wallNow: 1040 * second) == .alive(device: 1))
         #expect(!watchdog.devices[1].expired)
         #expect(watchdog.devices[1].since == 1040 * second)
         #expect(watchdog.expireDue(monotonicNow: 69 * second, wallNow: 1069 * second) == [.expired(device: 0)])
@@ -67,7 +69,8 @@ import Testing
         _ = old.expireDue(monotonicNow: 12 * second, wallNow: 12 * second)
         #expect(old.devices[1].expired && !old.devices[0].expired)
         // "b" stays, "a" goes, "c" is new.
-        var new = Watchdog(timeouts: [("b", 10 * second), ("c", 10 * second)], monotonicNow: 13 * second, wallNow: 13 * second)
+        var new = Watchdog(
+            timeouts: [("b", 10 * second), ("c", 10 * second)], monotonicNow: 13 * second, wallNow: 13 * second)
         new.carryOver(device: 0, from: old.devices[1])
         new.rebuildSchedule()
         #expect(new.devices[0].expired)

@@ -82,7 +82,8 @@ final class Exchange {
     func answersPipelinedRequestsInOrder(_ transport: Transport) throws {
         let exchange = try Exchange(transport)
         try exchange.send(
-            "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\nGET /n/2 HTTP/1.1\r\nHost: h\r\n\r\nGET /n/3 HTTP/1.1\r\nHost: h\r\n\r\n")
+            "GET /n/1 HTTP/1.1\r\nHost: h\r\n\r\nGET /n/2 HTTP/1.1\r\nHost: h\r\n\r\nGET /n/3 HTTP/1.1\r\nHost: h\r\n\r\n"
+        )
         let responses = try exchange.responses(3)
         #expect(responses.map(\.text) == [#"{"n":1}"#, #"{"n":2}"#, #"{"n":3}"#])
         #expect(responses.allSatisfy { $0.status == 200 && !$0.closes })

@@ -129,7 +129,8 @@ import Testing
             Issue.record("expected dispatch")
             return
         }
-        machine.responseReady(sequence: sequence, reply: .stream(HTTPResponse(body: Array("start\n".utf8))), route: nil, now: now)
+        machine.responseReady(
+            sequence: sequence, reply: .stream(HTTPResponse(body: Array("start\n".utf8))), route: nil, now: now)
         var written: [UInt8] = []
         func flush() {
             while true {

@@ -67,7 +67,9 @@ import Testing
         let server = try TestServer()
         defer { server.stop() }
         let client = try server.client()
-        try client.send("GET /slow/200 HTTP/1.1\r\nHost: h\r\n\r\nGET /n/2 HTTP/1.1\r\nHost: h\r\n\r\nGET /slow/0 HTTP/1.1\r\nHost: h\r\n\r\n")
+        try client.send(
+            "GET /slow/200 HTTP/1.1\r\nHost: h\r\n\r\nGET /n/2 HTTP/1.1\r\nHost: h\r\n\r\nGET /slow/0 HTTP/1.1\r\nHost: h\r\n\r\n"
+        )
         let responses = try client.responses(3)
         #expect(responses.map(\.text) == ["slept 200", #"{"n":2}"#, "slept 0"])
     }
@@ -129,7 +131,8 @@ import Testing
         let server = try TestServer()
         defer { server.stop() }
         let client = try server.client()
-        try client.send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\nGET /nope HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\n\r\n")
+        try client.send(
+            "GET /hello HTTP/1.1\r\nHost: h\r\n\r\nGET /nope HTTP/1.1\r\nHost: h\r\n\r\nGET / HTTP/1.1\r\n\r\n")
         #expect(try client.responses(3).count == 3)
         try eventually { server.statuses.all == [200, 404, 400] }
     }

@@ -75,7 +75,8 @@ private func refusal(_ input: String, limits: RequestLimits = RequestLimits()) -
 
     @Test func parsesSimpleGetIntoMethodPathQueryAndHeaders() throws {
         var parser = RequestParser()
-        parser.append(Array("GET /devices/t%201/x?limit=5&q=a+b HTTP/1.1\r\nHost: h\r\nAccept:  text/html \r\n\r\n".utf8))
+        parser.append(
+            Array("GET /devices/t%201/x?limit=5&q=a+b HTTP/1.1\r\nHost: h\r\nAccept:  text/html \r\n\r\n".utf8))
         guard case .request(let request) = parser.next() else {
             Issue.record("no request")
             return
@@ -97,17 +98,20 @@ private func refusal(_ input: String, limits: RequestLimits = RequestLimits()) -
 
     @Test func rootPathHasNoSegmentsAndTrailingSlashKeepsAnEmptyOne() {
         #expect(parse("GET / HTTP/1.1\r\nHost: h\r\n\r\n") == [.request("GET / [] ? HTTP/1.1 [Host=h] ")])
-        #expect(parse("GET /a/ HTTP/1.1\r\nHost: h\r\n\r\n") == [.request("GET /a/ [\"a\", \"\"] ? HTTP/1.1 [Host=h] ")])
+        #expect(
+            parse("GET /a/ HTTP/1.1\r\nHost: h\r\n\r\n") == [.request("GET /a/ [\"a\", \"\"] ? HTTP/1.1 [Host=h] ")])
     }
 
     @Test func parsesPipelinedRequestsFromOneBuffer() {
-        let outcomes = parse("GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n")
+        let outcomes = parse(
+            "GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n")
         #expect(outcomes.count == 3)
         #expect(outcomes.map { $0.description.split(separator: " ")[1] } == ["/1", "/2", "/3"])
     }
 
     @Test func readsBodyOfContentLengthAndNoMore() {
-        let outcomes = parse("POST /items HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        let outcomes = parse(
+            "POST /items HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: h\r\n\r\n")
         #expect(outcomes.count == 2)
         #expect(outcomes.first?.description.hasSuffix("] hello") == true)
     }
@@ -127,8 +131,9 @@ private func refusal(_ input: String, limits: RequestLimits = RequestLimits()) -
     }
 
     @Test func acceptsAbsoluteFormTarget() {
-        #expect(parse("GET http://example.com:80/a/b?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n").first?.description
-            .contains("[\"a\", \"b\"] ?x=1") == true)
+        #expect(
+            parse("GET http://example.com:80/a/b?x=1 HTTP/1.1\r\nHost: example.com\r\n\r\n").first?.description
+                .contains("[\"a\", \"b\"] ?x=1") == true)
     }
 
     @Test func acceptsRequestLineOfExactlyTheLimit() {
@@ -191,21 +196,27 @@ private func refusal(_ input: String, limits: RequestLimits = RequestLimits()) -
         let limits = RequestLimits(maxHeaderBytes: 100)
         let big = "GET / HTTP/1.1\r\nHost: h\r\nX-Big: \(String(repeating: "v", count: 120))\r\n\r\n"
         #expect(refusal(big, limits: limits) == .headerSectionTooLarge)
-        #expect(refusal(String(big.prefix(90)) + String(repeating: "v", count: 50), limits: limits) == .headerSectionTooLarge)
+        #expect(
+            refusal(String(big.prefix(90)) + String(repeating: "v", count: 50), limits: limits)
+                == .headerSectionTooLarge)
         #expect(RequestParseError.headerSectionTooLarge.status.code == 431)
     }
 
     @Test func refusesMoreThanMaxHeaderFieldsWith431() {
         let limits = RequestLimits(maxHeaders: 3)
         #expect(parse("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n", limits: limits).first?.error == nil)
-        #expect(refusal("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", limits: limits) == .tooManyHeaderFields)
+        #expect(
+            refusal("GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n", limits: limits) == .tooManyHeaderFields
+        )
         #expect(RequestParseError.tooManyHeaderFields.status.code == 431)
     }
 
     @Test func refusesBodyOverLimitWith413WithoutWaitingForIt() {
         let limits = RequestLimits(maxBody: 10)
         #expect(refusal("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\n", limits: limits) == .contentTooLarge)
-        #expect(refusal("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n") == .contentTooLarge)
+        #expect(
+            refusal("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n") == .contentTooLarge
+        )
         #expect(RequestParseError.contentTooLarge.status.code == 413)
     }
 
@@ -222,7 +233,9 @@ private func refusal(_ input: String, limits: RequestLimits = RequestLimits()) -
     // MARK: Unsupported features
 
     @Test func refusesTransferEncodingWith501() {
-        #expect(refusal("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n") == .transferEncodingNotImplemented)
+        #expect(
+            refusal("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+                == .transferEncodingNotImplemented)
         #expect(RequestParseError.transferEncodingNotImplemented.status.code == 501)
     }
 
@@ -234,19 +247,27 @@ private func refusal(_ input: String, limits: RequestLimits = RequestLimits()) -
     }
 
     @Test func refusesExpectationsOtherThan100ContinueWith417() {
-        #expect(refusal("POST / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx") == .unsupportedExpectation)
+        #expect(
+            refusal("POST / HTTP/1.1\r\nHost: h\r\nExpect: 200-ok\r\nContent-Length: 1\r\n\r\nx")
+                == .unsupportedExpectation)
     }
 
     // MARK: Request smuggling shapes (400, connection closed)
 
     @Test func rejectsContentLengthWithTransferEncoding() {
-        #expect(refusal("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc") == .contentLengthWithTransferEncoding)
-        #expect(refusal("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc") == .contentLengthWithTransferEncoding)
+        #expect(
+            refusal("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc")
+                == .contentLengthWithTransferEncoding)
+        #expect(
+            refusal("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc")
+                == .contentLengthWithTransferEncoding)
         #expect(RequestParseError.contentLengthWithTransferEncoding.status.code == 400)
     }
 
     @Test func rejectsDifferingContentLengths() {
-        #expect(refusal("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd") == .conflictingContentLength)
+        #expect(
+            refusal("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd")
+                == .conflictingContentLength)
         #expect(refusal("POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3, 4\r\n\r\nabcd") == .conflictingContentLength)
     }
 

@@ -23,7 +23,7 @@ import Testing
         router.get("devices", ":type", ":id", "operations") { _, _ in .json(.ok, "ops") }
         router.get("healthz") { _, _ in .json(.ok, "up") }
         router.get("files", "*") { _, p in .json(.ok, p.catchAll.joined(separator: ",")) }
-        router.get() { _, _ in .json(.ok, "root") }
+        router.get { _, _ in .json(.ok, "root") }
         return router
     }
 

@@ -80,9 +80,10 @@ extension MQTTClient {
 }
 
 /// A status payload as IBM sends it.
-func mon(_ action: String, _ time: String, type: String = "type1", id: String = "ps1", org: String = "7gnple",
-    closeCode: Int? = nil) -> String
-{
+func mon(
+    _ action: String, _ time: String, type: String = "type1", id: String = "ps1", org: String = "7gnple",
+    closeCode: Int? = nil
+) -> String {
     var text = #"{"ClientAddr":"10.0.0.1","Protocol":"mqtt3","Secure":false,"ClientID":"d:\#(org):\#(type):\#(id)","#
     text += #""Time":"\#(time)","Action":"\#(action)","Port":1883"#
     if let closeCode { text += ",\"CloseCode\":\(closeCode)" }

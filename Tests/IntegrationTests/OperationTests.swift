@@ -120,9 +120,15 @@ import Testing
         #expect(try statuses(daemon, "lamp", "l1") == ["QUEUED", "QUEUED", "CANCELLED", "QUEUED"])
 
         try await connect(client, clock, "lamp", "l1")
-        #expect(await eventually { (try? statuses(daemon, "lamp", "l1")) == ["CONFIRMED", "CONFIRMED", "CANCELLED", "CONFIRMED"] })
+        #expect(
+            await eventually {
+                (try? statuses(daemon, "lamp", "l1")) == ["CONFIRMED", "CONFIRMED", "CANCELLED", "CONFIRMED"]
+            })
         #expect(await eventually { listener.received.count == 3 })
-        #expect(listener.received.map(\.topic) == ["iot-2/type/lamp/id/l1/cmd/dim/fmt/json", "lamps/l1/say", "lamps/l1/last"])
+        #expect(
+            listener.received.map(\.topic) == [
+                "iot-2/type/lamp/id/l1/cmd/dim/fmt/json", "lamps/l1/say", "lamps/l1/last",
+            ])
         #expect(listener.texts == [jsonPayload, #"hello "world""#, "[true,null]"])
 
         let one = try daemon.json("\(base)/\(firstID)")
@@ -159,7 +165,10 @@ import Testing
         try await Task.sleep(for: .milliseconds(300))
         #expect(try daemon.json("/devices/valve/v1/operations/\(id)")["status"] as? String == "SENDING")
         try await client.publish("valves/v1/ack", "opened")
-        #expect(await eventually { (try? daemon.json("/devices/valve/v1/operations/\(id)"))?["status"] as? String == "CONFIRMED" })
+        #expect(
+            await eventually {
+                (try? daemon.json("/devices/valve/v1/operations/\(id)"))?["status"] as? String == "CONFIRMED"
+            })
 
         await listener.stop()
         await client.stop()
@@ -184,7 +193,10 @@ import Testing
             try await connect(client, clock, "pump", "p1")
             #expect(await eventually { listener.received.count == attempt })
             let expected = attempt < 3 ? "QUEUED" : "FAILED"
-            #expect(await eventually { operation()?["status"] as? String == expected && operation()?["attempts"] as? Int == attempt })
+            #expect(
+                await eventually {
+                    operation()?["status"] as? String == expected && operation()?["attempts"] as? Int == attempt
+                })
             try await disconnect(client, clock, "pump", "p1")
         }
         #expect((operation()?["lastError"] as? String)?.contains("pumps/p1/ack") == true)
@@ -373,7 +385,8 @@ struct OperationBenchmark {
         let daemon = try ChildProcess(
             executable: Daemon.executable,
             arguments: [
-                "--port", "\(port)", "--broker", broker.url, "--data-dir", directory.file("data"), "--log-level", "warning",
+                "--port", "\(port)", "--broker", broker.url, "--data-dir", directory.file("data"), "--log-level",
+                "warning",
             ],
             environment: ["STATE_DIRECTORY": ""], outputPath: directory.file("daemon.log"))
         #expect(await eventually(timeout: .seconds(20)) { (try? httpGet(port: port, path: "/readyz").status) == 200 })
@@ -398,7 +411,9 @@ struct OperationBenchmark {
         _ = await wrk.waitForExit(timeout: .seconds(10))
         #expect(queued, "QUEUED: \(Self.operationCount(port, "QUEUED") ?? -1)\n\(wrk.output)")
         print(wrk.output.split(separator: "\n").filter { $0.hasPrefix("wrk ") }.joined(separator: "\n"))
-        print("create: \(total) operations (201 after a synced write) in \(String(format: "%.2f", createElapsed)) s = \(Int(Double(total) / createElapsed)) /s over \(Self.wrkConnections) keep-alive connections")
+        print(
+            "create: \(total) operations (201 after a synced write) in \(String(format: "%.2f", createElapsed)) s = \(Int(Double(total) / createElapsed)) /s over \(Self.wrkConnections) keep-alive connections"
+        )
 
         // 2. 10,000 devices come online at once.
         let publisher = try await connectedClient(broker)
@@ -406,7 +421,8 @@ struct OperationBenchmark {
         for index in 0..<Self.devices {
             let id = "d\(index)"
             publisher.publishNoWait(
-                topic: monTopic("bench", id), payload: Array(mon("Connect", "2024-03-01T10:00:00.000Z", type: "bench", id: id).utf8),
+                topic: monTopic("bench", id),
+                payload: Array(mon("Connect", "2024-03-01T10:00:00.000Z", type: "bench", id: id).utf8),
                 qos: 0)
         }
         let published = Self.seconds(ContinuousClock.now - connectStart)
@@ -415,7 +431,9 @@ struct OperationBenchmark {
         }
         let deliveryElapsed = Self.seconds(ContinuousClock.now - connectStart)
         #expect(confirmed, "CONFIRMED: \(Self.operationCount(port, "CONFIRMED") ?? -1)")
-        print("delivery: \(Self.devices) Connects published in \(String(format: "%.3f", published)) s; all \(total) operations CONFIRMED \(String(format: "%.2f", deliveryElapsed)) s after the first = \(Int(Double(total) / deliveryElapsed)) /s")
+        print(
+            "delivery: \(Self.devices) Connects published in \(String(format: "%.3f", published)) s; all \(total) operations CONFIRMED \(String(format: "%.2f", deliveryElapsed)) s after the first = \(Int(Double(total) / deliveryElapsed)) /s"
+        )
 
         await publisher.stop()
         daemon.terminate()

@@ -77,7 +77,8 @@ import Testing
         let daemon = try await Daemon(brokerURL: broker.url)
         let client = try await connectedClient(broker)
         let bad = [
-            "not json", "{\"Action\":\"Connect\"}", "{\"Action\":\"Connect\",\"ClientID\":\"d:o:t:i\",\"Time\":\"soon\"}",
+            "not json", "{\"Action\":\"Connect\"}",
+            "{\"Action\":\"Connect\",\"ClientID\":\"d:o:t:i\",\"Time\":\"soon\"}",
             "[1,2,3]", "{\"Action\":\"Connect\",", String(repeating: "x", count: 70_000),
         ]
         for (index, payload) in bad.enumerated() {
@@ -147,12 +148,14 @@ import Testing
         let client = try await connectedClient(broker)
         let count = 20_000
         for index in 0..<count {
-            let payload = mon("Disconnect", "2019-03-01T00:00:00.000Z", type: "bulk\(index % 10)", id: "d\(index)",
+            let payload = mon(
+                "Disconnect", "2019-03-01T00:00:00.000Z", type: "bulk\(index % 10)", id: "d\(index)",
                 closeCode: 91)
             try await client.publish(monTopic("bulk\(index % 10)", "d\(index)"), payload, retain: true, qos: 0)
         }
         // Wait until the broker holds them all: a QoS 1 marker after the QoS 0 stream arrives last.
-        try await client.publish(monTopic("bulk0", "zz-marker"), mon("Connect", "2019-03-01T00:00:00.000Z"), retain: true)
+        try await client.publish(
+            monTopic("bulk0", "zz-marker"), mon("Connect", "2019-03-01T00:00:00.000Z"), retain: true)
         await client.stop()
         let daemon = try await Daemon(brokerURL: broker.url)
         // /readyz is 200 only after the replay is through, so every device must answer now.
@@ -161,7 +164,9 @@ import Testing
             let response = try daemon.get("/bulk\(index % 10)/d\(index)")
             if !response.text.contains("\"Disconnect\"") { missing.append(index) }
         }
-        #expect(missing.isEmpty, "missing \(missing.count), e.g. \(missing.prefix(5)); broker log: \(broker.log.suffix(500))")
+        #expect(
+            missing.isEmpty,
+            "missing \(missing.count), e.g. \(missing.prefix(5)); broker log: \(broker.log.suffix(500))")
         #expect(!broker.log.contains("being dropped"))
         #expect(await daemon.stop() == .exited(0))
     }

@@ -179,7 +179,8 @@ import Testing
         #expect(
             buckets.last?.labels["le"] == "+Inf"
                 && buckets.last?.value
-                    == exposition.value("devstatusd_http_request_duration_seconds_count", ["route": "/:type/:id"]))
+                    == exposition.value("devstatusd_http_request_duration_seconds_count", ["route": "/:type/:id"])
+        )
         await client.stop()
         #expect(await service.process.stop(grace: .seconds(5)) == .exited(0))
     }
@@ -233,7 +234,8 @@ final class NotifySocket: @unchecked Sendable {  // `messages` only under `lock`
         let abstract = bytes.first == UInt8(ascii: "@")
         if abstract { bytes[0] = 0 }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: bytes) }
-        let length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path)! + bytes.count + (abstract ? 0 : 1))
+        let length = socklen_t(
+            MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path)! + bytes.count + (abstract ? 0 : 1))
         let bound = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
         }
@@ -379,7 +381,9 @@ struct PrometheusText {
     }
 
     private static func isMetricName(_ text: Substring) -> Bool {
-        guard let first = text.first, first.isASCII, first.isLetter || first == "_" || first == ":" else { return false }
+        guard let first = text.first, first.isASCII, first.isLetter || first == "_" || first == ":" else {
+            return false
+        }
         return text.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == ":") }
     }
 
@@ -417,7 +421,11 @@ struct PrometheusText {
                     }
                 }
                 guard labels.updateValue(value, forKey: String(label)) == nil else { throw fail("repeated label") }
-                if rest.first == "," { rest = rest.dropFirst() } else if rest.first != "}" { throw fail("bad label list") }
+                if rest.first == "," {
+                    rest = rest.dropFirst()
+                } else if rest.first != "}" {
+                    throw fail("bad label list")
+                }
             }
             rest = rest.dropFirst()
         }
@@ -476,7 +484,8 @@ struct OpenAPIDocument {
                 guard let responses = operation["responses"] as? [String: Any], !responses.isEmpty else {
                     throw TestSupportError("\(method) \(path): no responses")
                 }
-                let parameters = shared + (operation["parameters"] as? [Any] ?? []).compactMap { resolve($0, components) }
+                let parameters =
+                    shared + (operation["parameters"] as? [Any] ?? []).compactMap { resolve($0, components) }
                 var example = path
                 var query: [String] = []
                 for parameter in parameters {
@@ -485,7 +494,9 @@ struct OpenAPIDocument {
                     }
                     let value = parameter["example"].map { "\($0)" }
                     if location == "path" {
-                        guard let value else { throw TestSupportError("\(method) \(path): path parameter \(name) has no example") }
+                        guard let value else {
+                            throw TestSupportError("\(method) \(path): path parameter \(name) has no example")
+                        }
                         example = example.replacingOccurrences(of: "{\(name)}", with: value)
                     } else if location == "query", let value, parameter["required"] as? Bool == true {
                         query.append("\(name)=\(value)")

@@ -29,7 +29,9 @@ final class Recorder: Sendable {
     func lastNonEmpty(_ topic: String) -> MQTTMessage? { all.last { $0.topic == topic && !$0.payload.isEmpty } }
     /// Messages published while subscribed, not the retained ones replayed at subscription.
     var live: [MQTTMessage] { all.filter { !$0.retain } }
-    func texts(_ topic: String) -> [String] { all.filter { $0.topic == topic }.map { String(decoding: $0.payload, as: UTF8.self) } }
+    func texts(_ topic: String) -> [String] {
+        all.filter { $0.topic == topic }.map { String(decoding: $0.payload, as: UTF8.self) }
+    }
 
     func stop() async {
         task.cancel()
@@ -49,7 +51,9 @@ func retainedNow(_ broker: MosquittoBroker, _ filter: String) async throws -> [S
     try await Task.sleep(for: .milliseconds(500))
     await recorder.stop()
     var result: [String: String] = [:]
-    for message in recorder.all where message.retain { result[message.topic] = String(decoding: message.payload, as: UTF8.self) }
+    for message in recorder.all where message.retain {
+        result[message.topic] = String(decoding: message.payload, as: UTF8.self)
+    }
     return result
 }
 
@@ -103,7 +107,9 @@ func retainedNow(_ broker: MosquittoBroker, _ filter: String) async throws -> [S
         #expect(try await retainedNow(broker, "home/monitoring/expire/#").isEmpty)
 
         // IotMonitor's list for JSON clients.
-        let list = try JSONSerialization.jsonObject(with: Data(daemon.get("/", headers: [("Accept", "application/json")]).body))
+        let list =
+            try JSONSerialization.jsonObject(
+                with: Data(daemon.get("/", headers: [("Accept", "application/json")]).body))
             as? [[String: Any]]
         #expect(list?.map { $0["name"] as? String } == ["esp04", "esp041"])
         #expect(list?.first?["enabled"] as? Bool == true)
@@ -157,21 +163,30 @@ func retainedNow(_ broker: MosquittoBroker, _ filter: String) async throws -> [S
         // Hello: only esp04's own states come back (not esp041's, whose topics merely share a prefix).
         let watcher = try await Recorder(broker, filter: "home/+/actuators/#")
         try await publisher.publish("home/esp04", "hello")
-        #expect(await eventually { Set(watcher.live.map(\.topic)) == ["home/esp04/actuators/led", "home/esp04/actuators/relay"] })
+        #expect(
+            await eventually {
+                Set(watcher.live.map(\.topic)) == ["home/esp04/actuators/led", "home/esp04/actuators/relay"]
+            })
         try await Task.sleep(for: .milliseconds(300))
         #expect(!watcher.live.contains { $0.topic.hasPrefix("home/esp041") || $0.topic.hasSuffix("cleared") })
         #expect(watcher.live.filter { $0.topic == "home/esp04/actuators/led" }.map(\.payload) == [Array("on".utf8)])
         await watcher.stop()
-        #expect(try daemon.json("/devices/device/esp04")["watchdog"].flatMap { ($0 as? [String: Any])?["helloCount"] as? Int } == 1)
+        #expect(
+            try daemon.json("/devices/device/esp04")["watchdog"].flatMap {
+                ($0 as? [String: Any])?["helloCount"] as? Int
+            } == 1)
         #expect(await daemon.stop() == .exited(0))
 
         // The broker forgets everything (no persistence); the daemon restores states at start, retain flags kept.
         try await broker.restart()
         await publisher.stop()
         daemon = try await Daemon(brokerURL: broker.url, config: config, directory: directory)
-        #expect(await eventually {
-            (try? await retainedNow(broker, "home/+/actuators/#")) == ["home/esp04/actuators/led": "on", "home/esp041/actuators/led": "off"]
-        })
+        #expect(
+            await eventually {
+                (try? await retainedNow(broker, "home/+/actuators/#")) == [
+                    "home/esp04/actuators/led": "on", "home/esp041/actuators/led": "off",
+                ]
+            })
         #expect(await daemon.stop() == .exited(0))
     }
 
@@ -181,8 +196,11 @@ func retainedNow(_ broker: MosquittoBroker, _ filter: String) async throws -> [S
         let check = try ChildProcess(executable: Daemon.executable, arguments: ["check-config", "-c", fixture])
         #expect(await check.waitForExit(timeout: .seconds(10)) == .exited(0))
         let broker = try await MosquittoBroker()
-        let daemon = try await Daemon(brokerURL: broker.url, config: try String(contentsOfFile: fixture, encoding: .utf8))
-        let list = try JSONSerialization.jsonObject(with: Data(daemon.get("/", headers: [("Accept", "application/json")]).body))
+        let daemon = try await Daemon(
+            brokerURL: broker.url, config: try String(contentsOfFile: fixture, encoding: .utf8))
+        let list =
+            try JSONSerialization.jsonObject(
+                with: Data(daemon.get("/", headers: [("Accept", "application/json")]).body))
             as? [[String: Any]]
         #expect(list?.compactMap { $0["name"] as? String } == ["esp04", "doorbell", "ledboxdaemon"])
         #expect(await daemon.stop() == .exited(0))
@@ -202,12 +220,13 @@ func retainedNow(_ broker: MosquittoBroker, _ filter: String) async throws -> [S
         try await publisher.publish("home/esp04/sensors/t", "1")
         #expect(await eventually { (try? daemon.json("/devices/device/esp04")["status"] as? String) == "online" })
 
-        let second = first + """
+        let second =
+            first + """
 
-            [device_garage]
-            watchTimeOut = 60
-            watchTopics = ["home/garage/#"]
-            """
+                [device_garage]
+                watchTimeOut = 60
+                watchTopics = ["home/garage/#"]
+                """
         try second.write(toFile: daemon.directory.file("config.toml"), atomically: true, encoding: .utf8)
         daemon.process.terminate(SIGHUP)
         #expect(await eventually { (try? daemon.get("/devices/device/garage").status) == 200 })

@@ -1,7 +1,7 @@
 import Foundation
-import Testing
 import MQTT
 import TestSupport
+import Testing
 
 /// Receive throughput of MQTTClient against `mosquitto_sub` on the same broker (PLATFORM.md: plain
 /// mosquitto_sub does ~100 k msg/s here). Slow-ish, so only with MQTT_BENCH=1 (scripts/bench-mqtt.sh).
@@ -10,13 +10,16 @@ struct MQTTBenchmarkTests {
     static let total = 100_000
 
     /// Starts `mosquitto_sub -C total` and waits until the broker has its subscription.
-    private func startMosquittoSub(_ broker: MosquittoBroker, filter: String, directory: TemporaryDirectory) async throws
+    private func startMosquittoSub(_ broker: MosquittoBroker, filter: String, directory: TemporaryDirectory)
+        async throws
         -> ChildProcess
     {
         let id = "bench-sub-\(UInt32.random(in: 0...UInt32.max))"
         let process = try ChildProcess(
             executable: "/usr/bin/mosquitto_sub",
-            arguments: ["-h", "127.0.0.1", "-p", "\(broker.port)", "-i", id, "-t", filter, "-q", "0", "-C", "\(Self.total)"],
+            arguments: [
+                "-h", "127.0.0.1", "-p", "\(broker.port)", "-i", id, "-t", filter, "-q", "0", "-C", "\(Self.total)",
+            ],
             outputPath: directory.file("sub.out"))
         return process
     }

@@ -48,8 +48,9 @@ import Testing
         defer { brokers.forEach { $0.kill() } }
         #expect(brokers[0].port != brokers[1].port)
         #expect(brokers.allSatisfy { $0.isRunning })
-        let config = try String(contentsOfFile: brokers[0].logPath.replacingOccurrences(
-            of: "mosquitto.log", with: "mosquitto.conf"), encoding: .utf8)
+        let config = try String(
+            contentsOfFile: brokers[0].logPath.replacingOccurrences(
+                of: "mosquitto.log", with: "mosquitto.conf"), encoding: .utf8)
         #expect(config.contains("max_queued_messages 5000"))
     }
 
@@ -91,12 +92,16 @@ import Testing
     }
 
     @Test func httpResponseParsesContentLengthChunkedAndCloseDelimitedBodies() throws {
-        let sized = try #require(HTTPResponse.parse(Array(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}extra".utf8)))
+        let sized = try #require(
+            HTTPResponse.parse(
+                Array(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}extra".utf8)))
         #expect(sized.status == 200 && sized.reason == "OK" && sized.text == "{}")
         #expect(sized.header("content-type") == "application/json")
-        let chunked = try #require(HTTPResponse.parse(Array(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n".utf8)))
+        let chunked = try #require(
+            HTTPResponse.parse(
+                Array(
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n".utf8)))
         #expect(chunked.text == "abcde")
         let untilClose = try #require(HTTPResponse.parse(Array("HTTP/1.0 404 Not Found\r\n\r\nnope".utf8)))
         #expect(untilClose.status == 404 && untilClose.text == "nope")
@@ -138,7 +143,10 @@ private final class OneShotServer: Sendable {
         port = Int(UInt16(bigEndian: address.sin_port))
         received = Task.detached {
             let client = accept(fd, nil, nil)
-            defer { close(client); close(fd) }
+            defer {
+                close(client)
+                close(fd)
+            }
             var request: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 4096)
             while request.firstRange(of: Array("\r\n\r\n".utf8)) == nil {

@@ -4,7 +4,9 @@ import Testing
 @Suite struct TopicFilterIndexTests {
     @Test func findsEveryFilterThatMatchesATopic() throws {
         var index = TopicFilterIndex<Int>()
-        let filters = ["home/esp04/sensors/#", "home/+/sensors/temp", "home/esp04", "#", "+/+", "$SYS/#", "home/esp04/#"]
+        let filters = [
+            "home/esp04/sensors/#", "home/+/sensors/temp", "home/esp04", "#", "+/+", "$SYS/#", "home/esp04/#",
+        ]
         for (number, filter) in filters.enumerated() { index.insert(try TopicFilter(filter), number) }
         #expect(Set(index.matches("home/esp04/sensors/temp")) == [0, 1, 3, 6])
         #expect(Set(index.matches("home/esp04/sensors")) == [0, 3, 6])

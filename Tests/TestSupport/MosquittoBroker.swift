@@ -125,15 +125,16 @@ public final class MosquittoBroker: Sendable {
     /// started (so readiness looks only at this start's lines).
     private func launch() throws -> (ChildProcess, Int, Int) {
         let port = state.withLock { $0.port }
-        let config = [
-            "listener \(port) 127.0.0.1",
-            "allow_anonymous true",
-            // As root, mosquitto otherwise drops to the `mosquitto` user and cannot read the temp dir.
-            "user root",
-            "persistence false",
-            "log_dest file \(logPath)",
-            "connection_messages true",
-        ] + extraConfig
+        let config =
+            [
+                "listener \(port) 127.0.0.1",
+                "allow_anonymous true",
+                // As root, mosquitto otherwise drops to the `mosquitto` user and cannot read the temp dir.
+                "user root",
+                "persistence false",
+                "log_dest file \(logPath)",
+                "connection_messages true",
+            ] + extraConfig
         let configPath = directory.file("mosquitto.conf")
         try (config.joined(separator: "\n") + "\n").write(toFile: configPath, atomically: true, encoding: .utf8)
         let offset = (try? FileManager.default.attributesOfItem(atPath: logPath)[.size] as? Int) ?? 0

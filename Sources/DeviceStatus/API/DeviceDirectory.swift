@@ -129,24 +129,26 @@ public final class DeviceDirectory: Sendable {
         ]
         if let info {
             members.append(("name", JSONText.quote(info.name)))
-            members.append((
-                "watchdog",
-                info.watched
-                    ? JSONText.object([
-                        ("timeoutSeconds", "\(info.timeoutSeconds)"), ("expired", "\(info.expired)"),
-                        ("lastActivity", Self.time(info.lastActivity)),
-                        ("deadline", info.expired ? "null" : Self.time(info.deadline)),
-                        ("helloCount", "\(info.helloCount)"),
-                    ]) : "null"
-            ))
-            if info.kind == .agent, let agent = agentProvider?(info.name) {
-                members.append((
-                    "agent",
-                    JSONText.object([
-                        ("pid", agent.pid.map { "\($0)" } ?? "null"), ("startedAt", Self.time(agent.startedAt)),
-                        ("restarts", "\(agent.restarts)"),
-                    ])
+            members.append(
+                (
+                    "watchdog",
+                    info.watched
+                        ? JSONText.object([
+                            ("timeoutSeconds", "\(info.timeoutSeconds)"), ("expired", "\(info.expired)"),
+                            ("lastActivity", Self.time(info.lastActivity)),
+                            ("deadline", info.expired ? "null" : Self.time(info.deadline)),
+                            ("helloCount", "\(info.helloCount)"),
+                        ]) : "null"
                 ))
+            if info.kind == .agent, let agent = agentProvider?(info.name) {
+                members.append(
+                    (
+                        "agent",
+                        JSONText.object([
+                            ("pid", agent.pid.map { "\($0)" } ?? "null"), ("startedAt", Self.time(agent.startedAt)),
+                            ("restarts", "\(agent.restarts)"),
+                        ])
+                    ))
             }
         }
         if let counts = countsProvider?(key) {
@@ -158,12 +160,13 @@ public final class DeviceDirectory: Sendable {
     /// IotMonitor's list for `GET /` (JSON clients): `[{"name":"esp04","enabled":true,"expired":false}, …]`,
     /// each entry also naming the device's `type` and `id` (for `GET /devices/<type>/<id>`).
     public func iotMonitorListJSON() -> String {
-        "[" + watch.all.map { info in
-            JSONText.object([
-                ("name", JSONText.quote(info.name)), ("enabled", "true"), ("expired", "\(info.expired)"),
-                ("type", JSONText.quote(info.key.type)), ("id", JSONText.quote(info.key.id)),
-            ])
-        }.joined(separator: ",") + "]"
+        "["
+            + watch.all.map { info in
+                JSONText.object([
+                    ("name", JSONText.quote(info.name)), ("enabled", "true"), ("expired", "\(info.expired)"),
+                    ("type", JSONText.quote(info.key.type)), ("id", JSONText.quote(info.key.id)),
+                ])
+            }.joined(separator: ",") + "]"
     }
 
     static func time(_ nanoseconds: Int64?) -> String {

@@ -54,7 +54,8 @@ public struct FleetRoutes: Sendable {
             guard let value = Int(text), (1...HistoryLog.maximumPerDevice).contains(value) else {
                 return .json(
                     .badRequest,
-                    JSONText.error("limit must be an integer from 1 to \(HistoryLog.maximumPerDevice), not \"\(text)\""))
+                    JSONText.error("limit must be an integer from 1 to \(HistoryLog.maximumPerDevice), not \"\(text)\"")
+                )
             }
             limit = value
         }

@@ -44,7 +44,8 @@ public struct OperationRoutes: Sendable {
                     return response
                 case .failure(.deviceQueueFull(let limit)):
                     return .jsonError(
-                        .tooManyRequests, "device \(device) already has \(limit) unfinished operations (maxQueuedPerDevice)")
+                        .tooManyRequests,
+                        "device \(device) already has \(limit) unfinished operations (maxQueuedPerDevice)")
                 case .failure(.storage(let reason)):
                     return .jsonError(.internalServerError, "operation not stored: \(reason)")
                 }
@@ -68,7 +69,8 @@ public struct OperationRoutes: Sendable {
                 counts.append((status.rawValue, "\(operations.count { $0.status == status })"))
             }
             let listed = operations.lazy.filter { statusFilter == nil || $0.status == statusFilter }.map(\.json)
-            let body = "{\"operations\":[" + listed.joined(separator: ",") + "],\"counts\":" + JSONText.object(counts) + "}"
+            let body =
+                "{\"operations\":[" + listed.joined(separator: ",") + "],\"counts\":" + JSONText.object(counts) + "}"
             return .json(.ok, body)
         }
         router.get("devices", ":type", ":id", "operations", ":operation") { _, parameters in
@@ -88,7 +90,8 @@ public struct OperationRoutes: Sendable {
                 case .success(let operation): return .json(.ok, operation.json)
                 case .failure(.notFound): return .jsonError(.notFound, "no such operation")
                 case .failure(.notQueued(let status)):
-                    return .jsonError(.conflict, "operation is \(status.rawValue); only QUEUED operations can be cancelled")
+                    return .jsonError(
+                        .conflict, "operation is \(status.rawValue); only QUEUED operations can be cancelled")
                 case .failure(.storage(let reason)):
                     return .jsonError(.internalServerError, "cancellation not stored: \(reason)")
                 }

@@ -94,7 +94,8 @@ public final class DaemonRunner: Sendable {
             return OperationStatus.allCases.map { ($0.rawValue, counts[$0] ?? 0) }
         }
         metrics.addSampler { [metrics] in
-            metrics.setOperations(Dictionary(uniqueKeysWithValues: operations.table.totals().map { ($0.key.rawValue, $0.value) }))
+            metrics.setOperations(
+                Dictionary(uniqueKeysWithValues: operations.table.totals().map { ($0.key.rawValue, $0.value) }))
         }
 
         let api = StatusAPI(
@@ -115,7 +116,8 @@ public final class DaemonRunner: Sendable {
         }
         _ = boundPort
 
-        let link = BrokerLink(config: config, components: [registry, watch, operations], readiness: readiness, logger: logger)
+        let link = BrokerLink(
+            config: config, components: [registry, watch, operations], readiness: readiness, logger: logger)
         let client: MQTTClient
         do {
             client = try link.makeClient()
@@ -206,7 +208,10 @@ public final class DaemonRunner: Sendable {
             result.applied.append("[device_*]")
             logger.notice(
                 "watched devices reloaded",
-                metadata: ["added": "\(change.added.joined(separator: ","))", "removed": "\(change.removed.joined(separator: ","))"])
+                metadata: [
+                    "added": "\(change.added.joined(separator: ","))",
+                    "removed": "\(change.removed.joined(separator: ","))",
+                ])
         }
         if newConfig.status.org != running.status.org, let registry {
             await registry.setConfiguredOrganization(newConfig.status.org)
@@ -233,7 +238,9 @@ public final class DaemonRunner: Sendable {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
-            throw DaemonFailure(kind: .dataDirectory, description: "data directory \(path) cannot be created: \(error.localizedDescription)")
+            throw DaemonFailure(
+                kind: .dataDirectory,
+                description: "data directory \(path) cannot be created: \(error.localizedDescription)")
         }
         do {
             return try LevelDB(path: path)

@@ -41,7 +41,8 @@ public struct FleetQuery: Sendable, Equatable {
         if let text = value("status") {
             guard let status = DeviceState(rawValue: text) else {
                 let known = DeviceState.allCases.map(\.rawValue).joined(separator: ", ")
-                return .failure(Refusal(parameter: "status", message: "status must be one of \(known), not \"\(text)\""))
+                return .failure(
+                    Refusal(parameter: "status", message: "status must be one of \(known), not \"\(text)\""))
             }
             query.status = status
         }
@@ -54,14 +55,17 @@ public struct FleetQuery: Sendable, Equatable {
         if let text = value("limit") {
             guard let limit = Int(text), (1...maximumLimit).contains(limit) else {
                 return .failure(
-                    Refusal(parameter: "limit", message: "limit must be an integer from 1 to \(maximumLimit), not \"\(text)\""))
+                    Refusal(
+                        parameter: "limit",
+                        message: "limit must be an integer from 1 to \(maximumLimit), not \"\(text)\""))
             }
             query.limit = limit
         }
         if let text = value("cursor") {
             guard let path = FleetCursor.decode(text) else {
                 return .failure(
-                    Refusal(parameter: "cursor", message: "cursor is not one this server gave (use nextCursor as it is)"))
+                    Refusal(
+                        parameter: "cursor", message: "cursor is not one this server gave (use nextCursor as it is)"))
             }
             query.after = path
         }

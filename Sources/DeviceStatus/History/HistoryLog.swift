@@ -115,7 +115,8 @@ public final class HistoryLog: Sendable {
                 return (buffer.writing, buffer.dropped)
             }
             if dropped > 0 {
-                logger.error("status history entries dropped: the store is not keeping up", metadata: ["count": "\(dropped)"])
+                logger.error(
+                    "status history entries dropped: the store is not keeping up", metadata: ["count": "\(dropped)"])
             }
             guard !taken.isEmpty else { return }
             var batch = WriteBatch()

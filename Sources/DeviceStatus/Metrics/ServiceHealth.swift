@@ -74,7 +74,8 @@ public final class ServiceHealth: Sendable {
                 guard let count = counts[state], count > 0 else { return nil }
                 return "\(count) \(state.rawValue)"
             }
-            line = "\(total) device\(total == 1 ? "" : "s")" + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", "))
+            line =
+                "\(total) device\(total == 1 ? "" : "s")" + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", "))
         }
         let connected = client?.isConnected ?? readiness?.isMQTTConnected ?? false
         let everConnected = state.withLock { state in

@@ -82,7 +82,8 @@ public struct Operation: Sendable, Equatable {
     public internal(set) var lastError: String?
 
     public init(
-        device: DeviceKey, sequence: UInt64, draft: OperationDraft, status: OperationStatus = .queued, attempts: Int = 0,
+        device: DeviceKey, sequence: UInt64, draft: OperationDraft, status: OperationStatus = .queued,
+        attempts: Int = 0,
         createdAt: Int64, updatedAt: Int64? = nil, lastError: String? = nil
     ) {
         self.device = device

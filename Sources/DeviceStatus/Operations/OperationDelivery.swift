@@ -34,7 +34,8 @@ public actor OperationDelivery {
     private var client: MQTTClient?
     private var firstConnection = true
     private var subscribedAckTopics: Set<String> = []
-    private var pendingCreates: [(operation: Operation, reply: CheckedContinuation<Result<Operation, CreateFailure>, Never>)] = []
+    private var pendingCreates:
+        [(operation: Operation, reply: CheckedContinuation<Result<Operation, CreateFailure>, Never>)] = []
     private var commitScheduled = false
     private var timer: Task<Void, Never>?
     private var timerDeadline: Int64?
@@ -50,7 +51,8 @@ public actor OperationDelivery {
     ///   - clock: wall-clock nanoseconds; default `wallClockNanoseconds`.
     public init(
         store: LevelDB, settings: OperationSettings = .init(), events: DeviceEvents?,
-        isOnline: @escaping @Sendable (DeviceKey) -> Bool, clock: @escaping @Sendable () -> Int64 = wallClockNanoseconds,
+        isOnline: @escaping @Sendable (DeviceKey) -> Bool,
+        clock: @escaping @Sendable () -> Int64 = wallClockNanoseconds,
         logger: Logger
     ) {
         self.store = OperationStore(database: store)
@@ -75,14 +77,20 @@ public actor OperationDelivery {
     @discardableResult
     public func load() throws -> Int {
         let (loaded, unreadable) = try store.loadAll()
-        if unreadable > 0 { logger.warning("skipped unreadable stored operations", metadata: ["count": "\(unreadable)"]) }
+        if unreadable > 0 {
+            logger.warning("skipped unreadable stored operations", metadata: ["count": "\(unreadable)"])
+        }
         let now = clock()
         var (book, changes) = OperationBook.recovering(loaded, limits: table.limits, now: now)
         changes += book.advance(to: now)
         try store.apply(changes, sync: true)
         table.replace(with: book)
-        let recovered = changes.count { if case .store(let o) = $0 { o.lastError?.hasPrefix("interrupted") == true } else { false } }
-        if recovered > 0 { logger.notice("operations found SENDING returned to QUEUED", metadata: ["count": "\(recovered)"]) }
+        let recovered = changes.count {
+            if case .store(let o) = $0 { o.lastError?.hasPrefix("interrupted") == true } else { false }
+        }
+        if recovered > 0 {
+            logger.notice("operations found SENDING returned to QUEUED", metadata: ["count": "\(recovered)"])
+        }
         if listener == nil {
             listener = Task {
                 for await device in onlineSignals { pump(device) }
@@ -211,7 +219,8 @@ public actor OperationDelivery {
         let (changes, confirmed) = table.mutate { $0.published(device: device, sequence: sequence, now: now) }
         persist(changes)
         if confirmed {
-            logger.debug("operation confirmed", metadata: ["device": "\(device)", "operation": "\(Operation.id(of: sequence))"])
+            logger.debug(
+                "operation confirmed", metadata: ["device": "\(device)", "operation": "\(Operation.id(of: sequence))"])
             if isOnline(device) { pump(device) }
         } else {
             rescheduleTimer()

@@ -33,7 +33,9 @@ public enum OperationRequest {
             guard fields.contains(member.name) else {
                 throw Refusal(
                     field: member.name,
-                    message: "unknown field \(JSONText.quote(member.name)); known: \(fields.sorted().joined(separator: ", "))")
+                    message:
+                        "unknown field \(JSONText.quote(member.name)); known: \(fields.sorted().joined(separator: ", "))"
+                )
             }
             if member.kind != .null { given[member.name] = member }
         }

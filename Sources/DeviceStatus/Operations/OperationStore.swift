@@ -78,7 +78,8 @@ struct OperationStore: Sendable {
             let qos = integer("qos"), (0...2).contains(qos), case .bool(let retain)? = fields["retain"]?.kind,
             let ackTimeout = integer("ackTimeoutSeconds"),
             let status = string("status").flatMap(OperationStatus.init(rawValue:)),
-            let attempts = integer("attempts"), let createdAt = integer("createdAt"), let updatedAt = integer("updatedAt")
+            let attempts = integer("attempts"), let createdAt = integer("createdAt"),
+            let updatedAt = integer("updatedAt")
         else { return nil }
         let payload: OperationPayload
         if case .string(let text) = payloadMember.kind {

@@ -94,7 +94,8 @@ public actor StatusRegistry {
             chunk.reserveCapacity(ChunkChannel<(String, StatusRecord)>.chunkSize)
             do {
                 try store.forEach(prefix: Self.statusPrefix) { key, value in
-                    let path = String(decoding: UnsafeRawBufferPointer(rebasing: key[Self.statusPrefix.count...]), as: UTF8.self)
+                    let path = String(
+                        decoding: UnsafeRawBufferPointer(rebasing: key[Self.statusPrefix.count...]), as: UTF8.self)
                     if let record = StatusRecord(encoded: Array(value)) { chunk.append((path, record)) }
                     if chunk.count == ChunkChannel<(String, StatusRecord)>.chunkSize {
                         chunks.put(chunk)
@@ -171,7 +172,11 @@ public actor StatusRegistry {
                 pending[path] = .some(record)
                 changes.append((path, record))
                 if current?.action != parsed.action {
-                    transitions.append((path, Self.state(of: current), Self.state(of: record), parsed.action == .connect ? "Connect" : "Disconnect"))
+                    transitions.append(
+                        (
+                            path, Self.state(of: current), Self.state(of: record),
+                            parsed.action == .connect ? "Connect" : "Disconnect"
+                        ))
                 }
                 batch.put(Self.statusPrefix + Array(path.utf8), record.encoded)
                 if configuredOrganization.isEmpty, let org = StatusRules.organization(ofClientID: parsed.clientID) {

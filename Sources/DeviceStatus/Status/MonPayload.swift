@@ -24,7 +24,8 @@ public struct MonPayload: Sendable, Equatable {
             var scanner = MonFieldScanner(buffer)
             return Result { () throws(MalformedPayload) in try scanner.scan() }
         }
-        let fields = try (scanned ?? Result { () throws(MalformedPayload) in try MonFieldScanner.scanCopy(Array(bytes)) }).get()
+        let fields = try
+            (scanned ?? Result { () throws(MalformedPayload) in try MonFieldScanner.scanCopy(Array(bytes)) }).get()
         guard let actionText = fields.action else { throw .missingField("Action") }
         guard let clientID = fields.clientID else { throw .missingField("ClientID") }
         guard let timeText = fields.time else { throw .missingField("Time") }
@@ -147,7 +148,8 @@ struct MonFieldScanner {
     private mutating func readMemberName() throws(MalformedPayload) -> MemberName {
         let start = index + 1
         var end = start
-        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20 {
+        while end < bytes.count, bytes[end] != UInt8(ascii: "\""), bytes[end] != UInt8(ascii: "\\"), bytes[end] >= 0x20
+        {
             end += 1
         }
         guard end < bytes.count, bytes[end] == UInt8(ascii: "\"") else {

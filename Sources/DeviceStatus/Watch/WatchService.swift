@@ -64,7 +64,9 @@ public actor WatchService: BrokerComponent {
     /// Plus `B/expire/+`, to find expiries retained from an earlier run (see `clearIfStale`).
     public nonisolated var subscriptions: [(filter: TopicFilter, qos: UInt8)] {
         var result = currentLayout.withLock { $0.subscriptions }
-        if let expire = try? TopicFilter(baseTopic + "/expire/+") { result.append((expire, SubscriptionOption.noLocal)) }
+        if let expire = try? TopicFilter(baseTopic + "/expire/+") {
+            result.append((expire, SubscriptionOption.noLocal))
+        }
         return result
     }
 
@@ -143,7 +145,8 @@ public actor WatchService: BrokerComponent {
             guard case .expired(let slot) = transition else { continue }
             let index = layout.slotOwners[slot]
             announceExpired(index, slot: slot)
-            changed.append((index, Self.info(index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index])))
+            changed.append(
+                (index, Self.info(index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index])))
         }
         snapshot.update(changed)
         guard let next = watchdog.nextDeadline else { return Self.maximumSleep }
@@ -266,7 +269,9 @@ public actor WatchService: BrokerComponent {
     private func announceExpired(_ index: Int, slot: Int) {
         let device = watchdog.devices[slot]
         let lastActivity = device.lastActivity ?? startedAt
-        logger.notice("device expired", metadata: ["device": "\(devices[index].name)", "timeout": "\(devices[index].watchTimeOut)"])
+        logger.notice(
+            "device expired",
+            metadata: ["device": "\(devices[index].name)", "timeout": "\(devices[index].watchTimeOut)"])
         client?.publishNoWait(
             topic: expireTopic(index), payload: Array("\(lastActivity / 1_000_000_000)".utf8), qos: 1, retain: true)
         publishStatus(index, device: device, status: "expired")

@@ -34,7 +34,9 @@ public struct Watchdog: Sendable {
     ///   - timeouts: each device's name and `watchTimeOut` in nanoseconds.
     ///   - monotonicNow/wallNow: daemon start, from which the first deadlines run.
     public init(timeouts: [(name: String, timeout: Int64)], monotonicNow: Int64, wallNow: Int64) {
-        devices = timeouts.map { Device(name: $0.name, timeout: $0.timeout, deadline: monotonicNow + $0.timeout, since: wallNow) }
+        devices = timeouts.map {
+            Device(name: $0.name, timeout: $0.timeout, deadline: monotonicNow + $0.timeout, since: wallNow)
+        }
         heap.reserveCapacity(devices.count)
         for index in devices.indices { heap.push(devices[index].deadline, index) }
     }

@@ -46,7 +46,8 @@ struct ParsedResponse: Sendable, CustomStringConvertible {
             guard let colon = line.firstIndex(of: ":") else { return nil }
             return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
         }
-        var response = ParsedResponse(status: status, reason: parts.count > 2 ? parts[2] : "", headers: headers, body: [])
+        var response = ParsedResponse(
+            status: status, reason: parts.count > 2 ? parts[2] : "", headers: headers, body: [])
         let bodyStart = headEnd + 4
         if status == 100 { return (response, bodyStart - bytes.startIndex) }
         let length = bodiless ? 0 : Int(response.header("Content-Length") ?? "0") ?? 0

@@ -81,7 +81,8 @@ final class RawClient: @unchecked Sendable {
 
     func response(bodiless: Bool = false, timeout: Duration = .seconds(5)) throws -> ParsedResponse {
         guard let first = try responses(1, bodiless: bodiless, timeout: timeout).first else {
-            throw ClientError(description: "no response; got \(String(decoding: received, as: UTF8.self).debugDescription)")
+            throw ClientError(
+                description: "no response; got \(String(decoding: received, as: UTF8.self).debugDescription)")
         }
         return first
     }
