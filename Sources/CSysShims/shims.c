@@ -59,7 +59,10 @@ int shim_eventfd_drain(int fd) {
     return (int)read(fd, &value, sizeof value);
 }
 
-pid_t shim_spawn(const char *path, char *const argv[], char *const envp[], int new_session, int out_fd) {
+/// posix_spawn with an empty signal mask and default dispositions, stdin from /dev/null, stdout and stderr to
+/// `out_fd` (inherited when -1), optionally in a new session and with every descriptor from 3 up closed.
+static pid_t spawn_clean(
+    const char *path, char *const argv[], char *const envp[], int new_session, int out_fd, int close_others) {
     posix_spawnattr_t attr;
     posix_spawn_file_actions_t actions;
     sigset_t empty, all;
@@ -77,15 +80,24 @@ pid_t shim_spawn(const char *path, char *const argv[], char *const envp[], int n
     posix_spawnattr_setsigdefault(&attr, &all);
     if (new_session) flags |= POSIX_SPAWN_SETSID;
     posix_spawnattr_setflags(&attr, flags);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", 0 /* O_RDONLY */, 0);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     if (out_fd >= 0) {
         posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
         posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
     }
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    if (close_others) posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+#else
+    (void)close_others;
+#endif
     rc = posix_spawn(&pid, path, &actions, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     return rc == 0 ? pid : -rc;
+}
+
+pid_t shim_spawn(const char *path, char *const argv[], char *const envp[], int new_session, int out_fd) {
+    return spawn_clean(path, argv, envp, new_session, out_fd, 0);
 }
 
 int shim_set_thread_name(const char *name) {
@@ -96,33 +108,7 @@ int shim_set_thread_name(const char *name) {
 }
 
 pid_t shim_spawn_detached(const char *path, char *const argv[], char *const envp[], int out_fd) {
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_t actions;
-    sigset_t empty, all;
-    pid_t pid = -1;
-    int rc;
-
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_init(&actions);
-    sigemptyset(&empty);
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    posix_spawnattr_setsigmask(&attr, &empty);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    if (out_fd >= 0) {
-        posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-        posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
-    }
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-#endif
-    rc = posix_spawn(&pid, path, &actions, &attr, argv, envp);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    return rc == 0 ? pid : -rc;
+    return spawn_clean(path, argv, envp, 1, out_fd, 1);
 }
 
 int shim_pidfd_open(pid_t pid) {

@@ -7,7 +7,7 @@ import Synchronization
 /// Responses are built on the loop threads (see `HTTPResponder`); nothing awaits per request.
 public final class HTTPServer: Sendable {
     /// Every limit and timeout of the server. Field names match the `[http]` config keys.
-    public struct Configuration: Sendable {
+    public struct Configuration: Sendable, Equatable {
         /// Address to listen on (numeric IPv4/IPv6 or a resolvable name). Default "127.0.0.1".
         public var bind: String
         /// TCP port; 0 picks a free one (see `start()`'s result). Default 5000.

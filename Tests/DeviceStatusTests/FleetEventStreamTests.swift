@@ -33,61 +33,11 @@ import Testing
         }
 
         /// Opens `/events` and returns the connection, once its head has arrived.
-        func open(lastEventID: String? = nil) async throws -> EventReader {
-            let reader = try EventReader(port: port)
-            var request = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-            if let lastEventID { request += "Last-Event-ID: \(lastEventID)\r\n" }
-            try reader.connection.send(Array((request + "\r\n").utf8))
-            _ = try await reader.read(until: "\r\n\r\n")
-            return reader
+        func open(lastEventID: String? = nil) async throws -> EventStreamReader {
+            try await EventStreamReader(port: port, lastEventID: lastEventID)
         }
 
         deinit { server.shutdown(gracePeriod: .zero) }
-    }
-
-    /// Reads a stream's bytes as text.
-    final class EventReader {
-        let connection: LoopbackConnection
-        private(set) var text = ""
-
-        init(port: Int) throws {
-            // Short socket timeouts, so that waiting for data yields the test's thread (the heartbeat task needs one).
-            connection = try LoopbackConnection(port: port, timeout: .milliseconds(20))
-        }
-
-        /// Reads until `marker` has arrived; throws when the stream closes or after 5 s. Returns all read so far.
-        @discardableResult
-        func read(until marker: String) async throws -> String {
-            let deadline = ContinuousClock.now + .seconds(5)
-            while !text.contains(marker) {
-                guard let chunk = try? connection.receive() else {
-                    guard ContinuousClock.now < deadline else {
-                        throw TestSupportError("\(marker) not received within 5 s; read so far: \(text)")
-                    }
-                    try await Task.sleep(for: .milliseconds(5))
-                    continue
-                }
-                if chunk.isEmpty { throw TestSupportError("stream closed; read so far: \(text)") }
-                text += String(decoding: chunk, as: UTF8.self)
-            }
-            return text
-        }
-
-        /// The events read so far: (id, event, data).
-        var events: [(id: Int64, event: String, data: String)] {
-            let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined()
-            return body.components(separatedBy: "\n\n").compactMap { block in
-                var id: Int64?
-                var event = ""
-                var data = ""
-                for line in block.split(separator: "\n") {
-                    if line.hasPrefix("id: ") { id = Int64(line.dropFirst(4)) }
-                    if line.hasPrefix("event: ") { event = String(line.dropFirst(7)) }
-                    if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
-                }
-                return id.map { ($0, event, data) }
-            }
-        }
     }
 
     @Test func streamsATransitionAsAnSSEEvent() async throws {

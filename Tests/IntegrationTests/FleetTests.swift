@@ -116,7 +116,7 @@ import Testing
         try await client.publish(monTopic("type1", "other"), mon("Connect", "2024-03-01T10:06:00.000Z", id: "other"))
         #expect(await eventually { (try? daemon.get("/type1/other").text.contains("Connect")) == true })
 
-        let resumed = try await EventStreamReader(port: daemon.port, lastEventID: connected.id)
+        let resumed = try await EventStreamReader(port: daemon.port, lastEventID: "\(connected.id)")
         try await resumed.read(until: #""id":"other""#)
         #expect(resumed.events.map(\.id).allSatisfy { $0 > connected.id })
         #expect(resumed.events.count == 2)
@@ -131,55 +131,4 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(3))
         await client.stop()
     }
-}
-
-/// A `GET /events` client on a plain socket.
-final class EventStreamReader {
-    private let connection: LoopbackConnection
-    private(set) var text = ""
-
-    init(port: Int, lastEventID: Int64? = nil) async throws {
-        // Short socket timeouts: waiting for data sleeps the task instead of blocking a pool thread.
-        connection = try LoopbackConnection(port: port, timeout: .milliseconds(20))
-        var request = "GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n"
-        if let lastEventID { request += "Last-Event-ID: \(lastEventID)\r\n" }
-        try connection.send(Array((request + "\r\n").utf8))
-        try await read(until: "\r\n\r\n")
-    }
-
-    var head: String { text.components(separatedBy: "\r\n\r\n").first ?? "" }
-
-    /// Reads until `marker` has arrived; throws when the stream closes or after 10 s.
-    func read(until marker: String) async throws {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !text.contains(marker) {
-            guard let chunk = try? connection.receive() else {
-                guard ContinuousClock.now < deadline else {
-                    throw TestSupportError("\(marker) not received within 10 s; read so far: \(text)")
-                }
-                try await Task.sleep(for: .milliseconds(5))
-                continue
-            }
-            if chunk.isEmpty { throw TestSupportError("stream closed; read so far: \(text)") }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-    }
-
-    /// Events read so far: (id, event, data).
-    var events: [(id: Int64, event: String, data: String)] {
-        let body = text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n")
-        return body.components(separatedBy: "\n\n").compactMap { block in
-            var id: Int64?
-            var event = ""
-            var data = ""
-            for line in block.split(separator: "\n") {
-                if line.hasPrefix("id: ") { id = Int64(line.dropFirst(4)) }
-                if line.hasPrefix("event: ") { event = String(line.dropFirst(7)) }
-                if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
-            }
-            return id.map { ($0, event, data) }
-        }
-    }
-
-    func close() { shutdown(connection.fd, Int32(SHUT_RDWR)) }
 }

@@ -1,3 +1,4 @@
+import HTTP1
 import MQTT
 
 /// Everything `config.toml` can say (SPEC §2), with every default stated. `ConfigLoader.defaults`
@@ -74,55 +75,30 @@ public struct MQTTSettings: Sendable, Equatable {
 
 /// `[http]`. Keys map 1:1 to `HTTPServer.Configuration`; durations may be written as integer or
 /// fractional seconds.
+@dynamicMemberLookup
 public struct HTTPSettings: Sendable, Equatable {
-    /// `bind`, default `"127.0.0.1"`: an IPv4 or IPv6 address (`0.0.0.0` or `::` for all).
-    public var bind: String
-    /// `port`, default 5000; 0 picks a free port.
-    public var port: Int
+    /// The server's keys — `bind`, `port`, `threads`, `maxConnections`, `headerTimeout`, `idleTimeout`,
+    /// `writeTimeout`, `maxRequestLine`, `maxHeaderBytes`, `maxHeaders`, `maxBody` — with the defaults
+    /// `HTTPServer.Configuration` states; read and set them as `http.port` and so on.
+    public var server: HTTPServer.Configuration
     /// `token`, default `""`: no token, so write routes are accepted from loopback peers only (SPEC §4.4).
     /// After loading, holds the token read from `tokenFile` when that is set.
     public var token: String
     /// `tokenFile`, default `""`: a file whose content (whitespace trimmed) is the token; keeps the
     /// secret out of a world-readable config. Exclusive with `token`.
     public var tokenFile: String
-    /// `threads`, default 0: one event-loop thread per core.
-    public var threads: Int
-    /// `maxConnections`, default 1024: open connections beyond it are refused.
-    public var maxConnections: Int
-    /// `headerTimeout`, default 10 s: time for a whole request head from its first byte.
-    public var headerTimeout: Duration
-    /// `idleTimeout`, default 5 s: how long a keep-alive connection may sit idle.
-    public var idleTimeout: Duration
-    /// `writeTimeout`, default 10 s: how long a response may wait for a slow reader.
-    public var writeTimeout: Duration
-    /// `maxRequestLine`, default 8192 bytes (414 beyond).
-    public var maxRequestLine: Int
-    /// `maxHeaderBytes`, default 16384 bytes for all header fields (431 beyond).
-    public var maxHeaderBytes: Int
-    /// `maxHeaders`, default 64 header fields (431 beyond).
-    public var maxHeaders: Int
-    /// `maxBody`, default 65536 bytes (413 beyond).
-    public var maxBody: Int
 
     public init(
-        bind: String = "127.0.0.1", port: Int = 5000, token: String = "", tokenFile: String = "", threads: Int = 0,
-        maxConnections: Int = 1024, headerTimeout: Duration = .seconds(10), idleTimeout: Duration = .seconds(5),
-        writeTimeout: Duration = .seconds(10), maxRequestLine: Int = 8192, maxHeaderBytes: Int = 16384,
-        maxHeaders: Int = 64, maxBody: Int = 65536
+        server: HTTPServer.Configuration = HTTPServer.Configuration(), token: String = "", tokenFile: String = ""
     ) {
-        self.bind = bind
-        self.port = port
+        self.server = server
         self.token = token
         self.tokenFile = tokenFile
-        self.threads = threads
-        self.maxConnections = maxConnections
-        self.headerTimeout = headerTimeout
-        self.idleTimeout = idleTimeout
-        self.writeTimeout = writeTimeout
-        self.maxRequestLine = maxRequestLine
-        self.maxHeaderBytes = maxHeaderBytes
-        self.maxHeaders = maxHeaders
-        self.maxBody = maxBody
+    }
+
+    public subscript<Value>(dynamicMember keyPath: WritableKeyPath<HTTPServer.Configuration, Value>) -> Value {
+        get { server[keyPath: keyPath] }
+        set { server[keyPath: keyPath] = newValue }
     }
 }
 

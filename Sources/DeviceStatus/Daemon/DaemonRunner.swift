@@ -105,7 +105,7 @@ public final class DaemonRunner: Sendable {
         var router = api.router
         router.addMetricsRoute(metrics)
         let server = HTTPServer(
-            configuration: config.http.serverConfiguration, responder: router, logger: logger,
+            configuration: config.http.server, responder: router, logger: logger,
             onResponse: { [metrics] in metrics.record($0) })
         let boundPort: Int
         do {
