@@ -80,15 +80,16 @@ struct ConnectionStateMachine {
         var content: Content
     }
 
-    enum State: Equatable {
+    /// A plain enum (no payloads): compared on every step of the hot path.
+    enum State: UInt8 {
         /// Reading and answering requests.
         case open
         /// No further request is read; the connection closes once every answer is out.
         case finishing
         /// An event stream owns the connection until it finishes.
         case streaming
-        /// Write side shut down; draining input until EOF or the deadline.
-        case lingering(until: Instant)
+        /// Write side shut down; draining input until EOF or `lingerUntil`.
+        case lingering
         case closed
     }
 
@@ -96,7 +97,12 @@ struct ConnectionStateMachine {
     let peer: PeerAddress?
     private(set) var state = State.open
     private var parser: RequestParser
+    /// Answers in request order: `slots[slotHead..<slotTail]`. Answered slots are overwritten, not
+    /// removed, so a keep-alive connection reuses one buffer instead of reshaping an array per answer.
     private var slots: [Slot] = []
+    private var slotHead = 0
+    private var slotTail = 0
+    private var lingerUntil: Instant
     private var nextSequence: UInt64 = 0
     private var output: [UInt8] = []
     private var outputStart = 0
@@ -111,6 +117,7 @@ struct ConnectionStateMachine {
         self.peer = peer
         self.parser = RequestParser(limits: settings.limits, acceptsBody: acceptsBody)
         self.lastActivity = now
+        self.lingerUntil = now
     }
 
     // MARK: Events
@@ -137,7 +144,7 @@ struct ConnectionStateMachine {
     }
 
     mutating func responseReady(sequence: UInt64, reply: Reply, route: String?, now: Instant) {
-        guard let index = slots.firstIndex(where: { $0.sequence == sequence }) else { return }
+        guard let index = (slotHead..<slotTail).first(where: { slots[$0].sequence == sequence }) else { return }
         slots[index].route = route
         slots[index].content = .ready(reply, completedAt: now)
         lastActivity = now
@@ -183,7 +190,7 @@ struct ConnectionStateMachine {
     mutating func beginShutdown() {
         switch state {
         case .open:
-            if slots.isEmpty && !hasOutput { state = .closed } else { state = .finishing }
+            if slotsEmpty && !hasOutput { state = .closed } else { state = .finishing }
         case .streaming:
             state = .finishing
         case .finishing, .lingering, .closed:
@@ -195,7 +202,7 @@ struct ConnectionStateMachine {
     var deadline: Instant? {
         switch state {
         case .closed: return nil
-        case .lingering(let until): return until
+        case .lingering: return lingerUntil
         case .open, .finishing, .streaming: break
         }
         var result: Instant?
@@ -210,8 +217,8 @@ struct ConnectionStateMachine {
     mutating func timerFired(now: Instant) {
         switch state {
         case .closed: return
-        case .lingering(let until):
-            if now >= until { state = .closed }
+        case .lingering:
+            if now >= lingerUntil { state = .closed }
             return
         case .open, .finishing, .streaming: break
         }
@@ -219,7 +226,7 @@ struct ConnectionStateMachine {
             state = .closed
         } else if state == .open, !paused, let started = requestStartedAt, now >= started + settings.headerTimeout {
             // Slow-drip clients are cut off whatever they send: answer 408 and close.
-            slots.append(errorSlot(.jsonError(.requestTimeout, "request not received in time"), now: now))
+            appendSlot(errorSlot(.jsonError(.requestTimeout, "request not received in time"), now: now))
             state = .finishing
             requestStartedAt = nil
         } else if isIdle, now >= lastActivity + settings.idleTimeout {
@@ -247,12 +254,13 @@ struct ConnectionStateMachine {
             }
             if state != .streaming, let record = flushFrontSlot(date: date) { return .report(record) }
             if hasOutput && !writeBlocked { return .write }
-            if state == .finishing && slots.isEmpty && !hasOutput {
+            if state == .finishing && slotsEmpty && !hasOutput {
                 if peerClosed {
                     state = .closed
                     return .close
                 }
-                state = .lingering(until: now + settings.lingerTimeout)
+                state = .lingering
+                lingerUntil = now + settings.lingerTimeout
                 return .shutdownWrite
             }
             if state == .open && !paused {
@@ -262,7 +270,7 @@ struct ConnectionStateMachine {
                     let sequence = nextSequence
                     nextSequence += 1
                     let keepAlive = request.wantsKeepAlive
-                    slots.append(
+                    appendSlot(
                         Slot(
                             sequence: sequence, method: request.method,
                             persistence: keepAlive
@@ -272,7 +280,7 @@ struct ConnectionStateMachine {
                     requestStartedAt = parser.hasPartialRequest ? now : nil
                     return .dispatch(request, sequence: sequence)
                 case .error(let error):
-                    slots.append(errorSlot(.jsonError(error.status, error.description), now: now))
+                    appendSlot(errorSlot(.jsonError(error.status, error.description), now: now))
                     state = .finishing
                     requestStartedAt = nil
                     continue
@@ -283,7 +291,7 @@ struct ConnectionStateMachine {
                         requestStartedAt = nil
                         continue
                     }
-                    if parser.takeContinueRequest() && slots.isEmpty {
+                    if parser.takeContinueRequest() && slotsEmpty {
                         output.append(contentsOf: ResponseEncoder.continueLine)
                         continue
                     }
@@ -297,11 +305,32 @@ struct ConnectionStateMachine {
     // MARK: Internals
 
     private var paused: Bool {
-        slots.count >= settings.maxPipelinedRequests || output.count - outputStart >= settings.maxBufferedOutput
+        slotTail - slotHead >= settings.maxPipelinedRequests
+            || output.count - outputStart >= settings.maxBufferedOutput
     }
 
     private var isIdle: Bool {
-        state == .open && slots.isEmpty && !hasOutput && !parser.hasPartialRequest
+        state == .open && slotsEmpty && !hasOutput && !parser.hasPartialRequest
+    }
+
+    private var slotsEmpty: Bool { slotHead == slotTail }
+
+    private mutating func appendSlot(_ slot: Slot) {
+        if slotTail < slots.count { slots[slotTail] = slot } else { slots.append(slot) }
+        slotTail += 1
+    }
+
+    private mutating func removeFrontSlot() {
+        slots[slotHead].content = .waiting  // drops the answer's storage
+        slotHead += 1
+        if slotHead == slotTail {
+            slotHead = 0
+            slotTail = 0
+        }
+    }
+
+    private mutating func removeAllSlots() {
+        while !slotsEmpty { removeFrontSlot() }
     }
 
     private func errorSlot(_ response: HTTPResponse, now: Instant) -> Slot {
@@ -312,17 +341,23 @@ struct ConnectionStateMachine {
 
     /// Encodes the front slot if its answer is there; returns what to report.
     private mutating func flushFrontSlot(date: [UInt8]) -> HTTPResponseRecord? {
-        guard let slot = slots.first, case .ready(let reply, let completedAt) = slot.content else { return nil }
-        slots.removeFirst()
+        guard slotHead < slotTail, case .ready(let reply, let completedAt) = slots[slotHead].content else {
+            return nil
+        }
+        let slot = (
+            method: slots[slotHead].method, persistence: slots[slotHead].persistence,
+            omitBody: slots[slotHead].omitBody, startedAt: slots[slotHead].startedAt, route: slots[slotHead].route
+        )
+        removeFrontSlot()
         switch reply {
         case .response(let response):
             let closing =
                 slot.persistence == .close || response.headers.containsToken("close", in: "Connection")
-                || (state == .finishing && slots.isEmpty)
+                || (state == .finishing && slotsEmpty)
             if closing && state != .finishing {
                 // The responder asked to close: later pipelined requests go unanswered.
                 state = .finishing
-                slots.removeAll()
+                removeAllSlots()
             }
             ResponseEncoder.encode(
                 response, omitBody: slot.omitBody, persistence: closing ? .close : slot.persistence, date: date,
@@ -331,7 +366,7 @@ struct ConnectionStateMachine {
                 method: slot.method, route: slot.route, status: response.status, duration: completedAt - slot.startedAt)
         case .stream(let head):
             // Close-delimited body: nothing after it can be answered.
-            slots.removeAll()
+            removeAllSlots()
             state = .streaming
             if slot.omitBody {
                 ResponseEncoder.encode(head, omitBody: true, persistence: .close, date: date, into: &output)

@@ -49,8 +49,12 @@ final class EventLoop: @unchecked Sendable {
     private let sweepInterval: Duration
     private var logger: Logger
 
-    private var connections: [UInt64: Connection] = [:]
-    private var nextID: UInt64 = 2
+    /// Open connections indexed by descriptor (descriptors are small and dense). A connection's id is
+    /// `generation << 32 | fd`, so a late mailbox item for a closed connection never reaches the next
+    /// one on the same descriptor; ids 0 and 1 (listener, mailbox) are never a connection's.
+    private var connections: [Connection?] = []
+    private var openCount = 0
+    private var generation: UInt64 = 1
     private var date = DateCache()
     private var now = ContinuousClock.now
     private var nextSweep = ContinuousClock.now
@@ -122,10 +126,10 @@ final class EventLoop: @unchecked Sendable {
                 sweep()
             }
             if let stopDeadline {
-                if connections.isEmpty { break }
+                if openCount == 0 { break }
                 if now >= stopDeadline {
-                    logger.debug("grace period over, closing \(connections.count) connections")
-                    for connection in Array(connections.values) { closeConnection(connection) }
+                    logger.debug("grace period over, closing \(openCount) connections")
+                    for connection in openConnections() { closeConnection(connection) }
                     break
                 }
             }
@@ -165,13 +169,17 @@ final class EventLoop: @unchecked Sendable {
             }
             var one: Int32 = 1
             setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-            let id = nextID
-            nextID += 1
+            generation += 1
+            let id = generation << 32 | UInt64(UInt32(fd))
             let machine = ConnectionStateMachine(
                 settings: settings, peer: ListenerSocket.peer(address), now: now, acceptsBody: acceptsBody)
             let interest = SHIM_EPOLLIN | SHIM_EPOLLRDHUP
             let connection = Connection(id: id, fd: fd, machine: machine, interest: interest)
-            connections[id] = connection
+            if Int(fd) >= connections.count {
+                connections.append(contentsOf: repeatElement(nil, count: Int(fd) + 1 - connections.count))
+            }
+            connections[Int(fd)] = connection
+            openCount += 1
             _ = shim_epoll_add(epollFD, fd, interest, id)
         }
     }
@@ -200,7 +208,7 @@ final class EventLoop: @unchecked Sendable {
     // MARK: Connection events
 
     private func handle(_ event: shim_epoll_event) {
-        guard let connection = connections[event.data] else { return }
+        guard let connection = connection(event.data) else { return }
         if event.events & (SHIM_EPOLLERR | SHIM_EPOLLHUP) != 0 {
             // Reset, or both directions shut: nobody can read an answer any more.
             connection.machine.connectionFailed()
@@ -282,13 +290,23 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func closeConnection(_ connection: Connection) {
-        guard connections.removeValue(forKey: connection.id) != nil else { return }
+        guard Int(connection.fd) < connections.count, connections[Int(connection.fd)] === connection else { return }
+        connections[Int(connection.fd)] = nil
+        openCount -= 1
         _ = shim_epoll_del(epollFD, connection.fd)
         close(connection.fd)
         counter.value.wrappingSubtract(1, ordering: .relaxed)
         connection.stream?.terminate()
         connection.stream = nil
     }
+
+    private func connection(_ id: UInt64) -> Connection? {
+        let fd = Int(id & 0xFFFF_FFFF)
+        guard fd < connections.count, let connection = connections[fd], connection.id == id else { return nil }
+        return connection
+    }
+
+    private func openConnections() -> [Connection] { connections.compactMap { $0 } }
 
     // MARK: Timers and mail
 
@@ -298,7 +316,7 @@ final class EventLoop: @unchecked Sendable {
             _ = shim_epoll_mod(epollFD, listenFD, SHIM_EPOLLIN, EventLoop.listenerID)
         }
         var due: [Connection] = []
-        for connection in connections.values {
+        for case let connection? in connections {
             if let deadline = connection.machine.deadline, deadline <= now { due.append(connection) }
         }
         for connection in due {
@@ -311,21 +329,21 @@ final class EventLoop: @unchecked Sendable {
         for item in mailbox.takeAll() {
             switch item {
             case .response(let id, let sequence, let response, let route):
-                guard let connection = connections[id] else { continue }
+                guard let connection = connection(id) else { continue }
                 connection.machine.responseReady(sequence: sequence, reply: .response(response), route: route, now: now)
                 process(connection)
             case .streamData(let id, let bytes):
-                guard let connection = connections[id] else { continue }
+                guard let connection = connection(id) else { continue }
                 connection.machine.streamData(bytes, now: now)
                 process(connection)
             case .streamEnd(let id):
-                guard let connection = connections[id] else { continue }
+                guard let connection = connection(id) else { continue }
                 connection.machine.streamFinished()
                 process(connection)
             case .shutdown(let deadline):
                 stopDeadline = deadline
                 stopListening()
-                for connection in Array(connections.values) {
+                for connection in openConnections() {
                     connection.machine.beginShutdown()
                     process(connection)
                 }

@@ -16,8 +16,11 @@ public struct HTTPResponse: Sendable {
 
     /// A response with `Content-Type: application/json`.
     public static func json(_ status: HTTPStatus, _ body: [UInt8]) -> HTTPResponse {
-        HTTPResponse(status: status, headers: ["Content-Type": "application/json"], body: body)
+        HTTPResponse(status: status, headers: jsonHeaders, body: body)
     }
+
+    /// Built once and shared: a JSON answer allocates no header storage of its own.
+    private static let jsonHeaders: HTTPHeaders = ["Content-Type": "application/json"]
 
     /// A response with `Content-Type: application/json`.
     public static func json(_ status: HTTPStatus, _ body: String) -> HTTPResponse {

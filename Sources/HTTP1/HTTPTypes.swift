@@ -171,6 +171,8 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
     }
 
     public var count: Int { fields.count }
+
+    mutating func reserveCapacity(_ count: Int) { fields.reserveCapacity(count) }
     public var isEmpty: Bool { fields.isEmpty }
 
     public func makeIterator() -> IndexingIterator<[Element]> { fields.makeIterator() }
@@ -242,37 +244,69 @@ func asciiCaseInsensitiveEquals<A: Collection<UInt8>, B: Collection<UInt8>>(_ a:
     return true
 }
 
+/// Whether `a` is the lowercase ASCII `lowercase`, ignoring the case of `a`.
+@inline(__always) func asciiCaseInsensitiveEquals(_ a: UnsafeBufferPointer<UInt8>, lowercase: StaticString) -> Bool {
+    guard a.count == lowercase.utf8CodeUnitCount else { return false }
+    let b = lowercase.utf8Start
+    for i in 0..<a.count where asciiLowercased(a[i]) != b[i] { return false }
+    return true
+}
+
 @inline(__always) func asciiLowercased(_ byte: UInt8) -> UInt8 {
     byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte
 }
 
-func trimmingOWS(_ bytes: Substring.UTF8View.SubSequence) -> Substring.UTF8View.SubSequence {
-    var slice = bytes
+func trimmingOWS<Bytes: BidirectionalCollection<UInt8>>(_ bytes: Bytes) -> Bytes.SubSequence {
+    var slice = bytes[...]
     while let first = slice.first, first == 0x20 || first == 0x09 { slice.removeFirst() }
     while let last = slice.last, last == 0x20 || last == 0x09 { slice.removeLast() }
     return slice
 }
 
-/// The address of the client at the other end of a connection.
+/// The address of the client at the other end of a connection. Stored inline (no array), so copying
+/// a request that carries it costs no reference counting.
 public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
-    /// 4 bytes (IPv4) or 16 bytes (IPv6), network order.
-    public var address: [UInt8]
+    /// The address bytes in network order; an IPv4 address uses the first 4.
+    private var high: UInt64 = 0
+    private var low: UInt64 = 0
+    private var isIPv6: Bool
     public var port: UInt16
 
     public init(ipv4 address: [UInt8], port: UInt16) {
         precondition(address.count == 4)
-        self.address = address
-        self.port = port
+        self.init(bytes: address, isIPv6: false, port: port)
     }
 
     public init(ipv6 address: [UInt8], port: UInt16) {
         precondition(address.count == 16)
-        self.address = address
+        self.init(bytes: address, isIPv6: true, port: port)
+    }
+
+    /// `bytes`: 4 (IPv4) or 16 (IPv6) address bytes in network order.
+    init<Bytes: Collection<UInt8>>(bytes: Bytes, isIPv6: Bool, port: UInt16) {
+        self.isIPv6 = isIPv6
         self.port = port
+        withUnsafeMutableBytes(of: &high) { high in
+            withUnsafeMutableBytes(of: &low) { low in
+                for (i, byte) in bytes.enumerated() {
+                    if i < 8 { high[i] = byte } else { low[i - 8] = byte }
+                }
+            }
+        }
+    }
+
+    /// 4 bytes (IPv4) or 16 bytes (IPv6), network order.
+    public var address: [UInt8] {
+        var bytes = [UInt8]()
+        bytes.reserveCapacity(16)
+        withUnsafeBytes(of: high) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: low) { bytes.append(contentsOf: $0) }
+        return Array(bytes.prefix(isIPv6 ? 16 : 4))
     }
 
     /// True for 127.0.0.0/8, ::1 and IPv4-mapped 127.0.0.0/8 (::ffff:127.x.y.z).
     public var isLoopback: Bool {
+        let address = self.address
         if address.count == 4 { return address[0] == 127 }
         if address.count == 16 {
             if address[0..<15].allSatisfy({ $0 == 0 }) && address[15] == 1 { return true }
@@ -284,6 +318,7 @@ public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// The address without the port: "127.0.0.1" or "::1"-style (uncompressed groups).
     public var host: String {
+        let address = self.address
         if address.count == 4 { return address.map(String.init).joined(separator: ".") }
         var groups: [String] = []
         for i in stride(from: 0, to: 16, by: 2) {
@@ -293,6 +328,6 @@ public struct PeerAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     public var description: String {
-        address.count == 4 ? "\(host):\(port)" : "[\(host)]:\(port)"
+        isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }

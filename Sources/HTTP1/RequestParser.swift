@@ -143,8 +143,17 @@ public struct RequestParser: Sendable {
     private var leadingBytes = 0
     private var headerBytes = 0
     private var pending: HTTPRequest?
+    /// The framing fields of the head being read, noted as its lines arrive (on bytes, not strings).
+    private var framing = Framing()
     private var expectsContinue = false
     private var failure: RequestParseError?
+
+    private struct Framing {
+        var hosts = 0
+        var contentLength: Int?
+        var transferEncoding = false
+        var expectation = false
+    }
 
     private enum Stage {
         case requestLine, headerFields
@@ -218,6 +227,7 @@ public struct RequestParser: Sendable {
                     }
                     consume(through: lf)
                     headerBytes = 0
+                    framing = Framing()
                     stage = .headerFields
                 case .headerFields:
                     guard let lf = findLineFeed() else {
@@ -236,7 +246,7 @@ public struct RequestParser: Sendable {
                     if buffer[start] == 0x20 || buffer[start] == 0x09 { throw .obsoleteLineFolding }
                     if pending!.headers.count >= limits.maxHeaders { throw .tooManyHeaderFields }
                     let field = try buffer.withUnsafeBufferPointer { all throws(RequestParseError) in
-                        try parseFieldLine(UnsafeBufferPointer(rebasing: all[start..<(lf - 1)]))
+                        try parseFieldLine(UnsafeBufferPointer(rebasing: all[start..<(lf - 1)]), framing: &framing)
                     }
                     pending!.headers.add(name: field.name, value: field.value)
                     consume(through: lf)
@@ -297,11 +307,14 @@ public struct RequestParser: Sendable {
         let targetBytes = UnsafeBufferPointer(rebasing: line[targetStart..<targetEnd])
         for byte in targetBytes where byte <= 0x20 || byte >= 0x7F { throw .invalidTarget }
         let target = try RequestTarget.parse(targetBytes)
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(8)
         return HTTPRequest(
             method: HTTPMethod(bytes: UnsafeBufferPointer(rebasing: line[0..<methodEnd])),
             target: String(decoding: targetBytes, as: UTF8.self),
             pathSegments: target.pathSegments,
             query: target.query,
+            headers: headers,
             version: version
         )
     }
@@ -315,9 +328,9 @@ public struct RequestParser: Sendable {
         return version
     }
 
-    private func parseFieldLine(_ line: UnsafeBufferPointer<UInt8>) throws(RequestParseError) -> (
-        name: String, value: String
-    ) {
+    private func parseFieldLine(_ line: UnsafeBufferPointer<UInt8>, framing: inout Framing)
+        throws(RequestParseError) -> (name: String, value: String)
+    {
         guard let colon = line.firstIndex(of: 0x3A), colon > 0 else { throw .invalidFieldName }
         let last = line[colon - 1]
         if last == 0x20 || last == 0x09 { throw .whitespaceBeforeColon }
@@ -329,51 +342,58 @@ public struct RequestParser: Sendable {
         for byte in line[valueStart..<valueEnd] where (byte < 0x20 && byte != 0x09) || byte == 0x7F {
             throw .invalidFieldValue
         }
+        try Self.noteFraming(
+            name: UnsafeBufferPointer(rebasing: line[0..<colon]),
+            value: UnsafeBufferPointer(rebasing: line[valueStart..<valueEnd]), into: &framing)
         return (
             String(decoding: UnsafeBufferPointer(rebasing: line[0..<colon]), as: UTF8.self),
             String(decoding: UnsafeBufferPointer(rebasing: line[valueStart..<valueEnd]), as: UTF8.self)
         )
     }
 
+    /// Notes a field that frames the message (`Host`, `Content-Length`, `Transfer-Encoding`, `Expect`).
+    private static func noteFraming(
+        name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>, into framing: inout Framing
+    ) throws(RequestParseError) {
+        switch name.count {
+        case 4 where asciiCaseInsensitiveEquals(name, lowercase: "host"):
+            framing.hosts += 1
+            if framing.hosts > 1 { throw .repeatedHost }
+            for byte in value where !isHostChar(byte) { throw .invalidHost }
+        case 14 where asciiCaseInsensitiveEquals(name, lowercase: "content-length"):
+            for part in value.split(separator: 0x2C, omittingEmptySubsequences: false) {
+                let value = try parseContentLength(trimmingOWS(part))
+                if let known = framing.contentLength, known != value { throw .conflictingContentLength }
+                framing.contentLength = value
+            }
+        case 17 where asciiCaseInsensitiveEquals(name, lowercase: "transfer-encoding"):
+            framing.transferEncoding = true
+        case 6 where asciiCaseInsensitiveEquals(name, lowercase: "expect"):
+            guard asciiCaseInsensitiveEquals(value, lowercase: "100-continue") else { throw .unsupportedExpectation }
+            framing.expectation = true
+        default:
+            break
+        }
+    }
+
     /// Checks the framing fields of a complete head; returns the request when it has no body.
     private mutating func finishHead() throws(RequestParseError) -> HTTPRequest? {
-        let request = pending!
-        var hosts = 0
-        var contentLength: Int?
-        var transferEncoding = false
-        var expectation = false
-        for field in request.headers {
-            if asciiCaseInsensitiveEquals(field.name, "host") {
-                hosts += 1
-                if hosts > 1 { throw .repeatedHost }
-                for byte in field.value.utf8 where !isHostChar(byte) { throw .invalidHost }
-            } else if asciiCaseInsensitiveEquals(field.name, "content-length") {
-                for part in field.value.utf8.split(separator: 0x2C, omittingEmptySubsequences: false) {
-                    let value = try parseContentLength(trimmingOWS(part))
-                    if let contentLength, contentLength != value { throw .conflictingContentLength }
-                    contentLength = value
-                }
-            } else if asciiCaseInsensitiveEquals(field.name, "transfer-encoding") {
-                transferEncoding = true
-            } else if asciiCaseInsensitiveEquals(field.name, "expect") {
-                guard asciiCaseInsensitiveEquals(field.value, "100-continue") else { throw .unsupportedExpectation }
-                expectation = true
-            }
+        if framing.transferEncoding {
+            throw framing.contentLength != nil ? .contentLengthWithTransferEncoding : .transferEncodingNotImplemented
         }
-        if transferEncoding {
-            throw contentLength != nil ? .contentLengthWithTransferEncoding : .transferEncodingNotImplemented
-        }
-        if hosts == 0 && request.version == .http1_1 { throw .missingHost }
-        let length = contentLength ?? 0
+        if framing.hosts == 0 && pending!.version == .http1_1 { throw .missingHost }
+        let length = framing.contentLength ?? 0
         guard length > 0 else { return emit() }
         if length > limits.maxBody { throw .contentTooLarge }
-        if !acceptsBody(request.method, request.pathSegments) { throw .bodyNotAllowed }
-        expectsContinue = expectation
+        if !acceptsBody(pending!.method, pending!.pathSegments) { throw .bodyNotAllowed }
+        expectsContinue = framing.expectation
         stage = .body(length)
         return nil
     }
 
-    private func parseContentLength(_ digits: Substring.UTF8View) throws(RequestParseError) -> Int {
+    private static func parseContentLength(_ digits: Slice<UnsafeBufferPointer<UInt8>>) throws(RequestParseError)
+        -> Int
+    {
         guard !digits.isEmpty else { throw .invalidContentLength }
         var value = 0
         for byte in digits {
@@ -384,7 +404,6 @@ public struct RequestParser: Sendable {
         return value
     }
 }
-
 @inline(__always) func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
 
 /// tchar (RFC 9110 §5.6.2).

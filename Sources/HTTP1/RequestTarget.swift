@@ -62,6 +62,9 @@ struct RequestTarget {
         // An absolute-form target without a path ("http://h?x") means "/".
         if path.count <= 1 { return [] }
         var segments: [String] = []
+        var slashes = 0
+        for byte in path where byte == UInt8(ascii: "/") { slashes += 1 }
+        segments.reserveCapacity(slashes)
         var segmentStart = 1
         for i in 1...path.count where i == path.count || path[i] == UInt8(ascii: "/") {
             segments.append(try decodeSegment(UnsafeBufferPointer(rebasing: path[segmentStart..<i])))

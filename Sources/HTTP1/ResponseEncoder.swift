@@ -67,7 +67,7 @@ enum ResponseEncoder {
         for field in headers where !isFramingField(field.name) {
             // A name that is not a token could split the response: drop the field.
             guard !field.name.isEmpty, field.name.utf8.allSatisfy(isTokenChar) else { continue }
-            out.append(contentsOf: field.name.utf8)
+            appendBytes(of: field.name, into: &out)
             out.append(contentsOf: colonSpace)
             appendSanitized(field.value, into: &out)
             out.append(contentsOf: crlf)
@@ -91,9 +91,19 @@ enum ResponseEncoder {
 
     /// Appends `text`, replacing CR, LF and NUL (response splitting) with spaces.
     private static func appendSanitized(_ text: String, into out: inout [UInt8]) {
-        for byte in text.utf8 {
-            out.append(byte == 0x0D || byte == 0x0A || byte == 0 ? 0x20 : byte)
+        let start = out.count
+        appendBytes(of: text, into: &out)
+        out.withUnsafeMutableBufferPointer { bytes in
+            for i in start..<bytes.count where bytes[i] == 0x0D || bytes[i] == 0x0A || bytes[i] == 0 {
+                bytes[i] = 0x20
+            }
         }
+    }
+
+    /// Appends the UTF-8 of `text` in one copy.
+    @inline(__always) private static func appendBytes(of text: String, into out: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { out.append(contentsOf: $0) }
     }
 
     static func appendDecimal(_ value: Int, into out: inout [UInt8]) {

@@ -1,16 +1,40 @@
 /// Values captured by a route pattern: `router.get("devices", ":type", ":id")` → `params["type"]`.
+/// Built without allocating: it shares the route's parameter names and the request's segments.
 public struct RouteParameters: Sendable {
-    public private(set) var values: [(name: String, value: String)] = []
-    /// The segments matched by a trailing `*` (empty when the pattern has none).
-    public private(set) var catchAll: [String] = []
+    /// Parameter names, in pattern order, and the segment each was captured from.
+    private var names: [String]
+    private var positions: [Int]
+    private var segments: [String]
+    /// Where the segments matched by a trailing `*` begin in `segments`, or nil without one.
+    private var catchAllStart: Int?
 
     public init(values: [(name: String, value: String)] = [], catchAll: [String] = []) {
-        self.values = values
-        self.catchAll = catchAll
+        self.names = values.map(\.name)
+        self.positions = Array(values.indices)
+        self.segments = values.map(\.value) + catchAll
+        self.catchAllStart = values.count
+    }
+
+    init(names: [String], positions: [Int], segments: [String], catchAllStart: Int?) {
+        self.names = names
+        self.positions = positions
+        self.segments = segments
+        self.catchAllStart = catchAllStart
+    }
+
+    /// The captured parameters in pattern order.
+    public var values: [(name: String, value: String)] {
+        zip(names, positions).map { (name: $0, value: segments[$1]) }
+    }
+
+    /// The segments matched by a trailing `*` (empty when the pattern has none).
+    public var catchAll: [String] {
+        guard let catchAllStart, catchAllStart < segments.count else { return [] }
+        return Array(segments[catchAllStart...])
     }
 
     public subscript(name: String) -> String? {
-        for item in values where item.name == name { return item.value }
+        for i in names.indices where names[i] == name { return segments[positions[i]] }
         return nil
     }
 }
@@ -47,9 +71,21 @@ public struct Router: HTTPResponder {
         let acceptsBody: Bool
         let order: Int
         let handler: RouteHandler
+        /// The pattern's parameter names and their positions, shared by every `RouteParameters` it captures.
+        let parameterNames: [String]
+        let parameterPositions: [Int]
+        let hasCatchAll: Bool
+
+        /// Segments matched by everything but a trailing `*`.
+        var fixedCount: Int { hasCatchAll ? pattern.count - 1 : pattern.count }
     }
 
+    /// Every route, most specific first.
     private var routes: [Route] = []
+    /// `candidates[n]`: the routes that can match a path of n segments, in `routes` order; paths longer
+    /// than the last entry can match only catch-all routes (`catchAllRoutes`).
+    private var candidates: [[Route]] = []
+    private var catchAllRoutes: [Route] = []
 
     public init() {}
 
@@ -68,16 +104,37 @@ public struct Router: HTTPResponder {
             if segment.hasPrefix(":") && segment.count > 1 { return .parameter(String(segment.dropFirst())) }
             return .literal(segment)
         }
+        var names: [String] = []
+        var positions: [Int] = []
+        for (index, segment) in pattern.enumerated() {
+            if case .parameter(let name) = segment {
+                names.append(name)
+                positions.append(index)
+            }
+        }
+        let hasCatchAll: Bool
+        if case .catchAll = pattern.last { hasCatchAll = true } else { hasCatchAll = false }
         let route = Route(
             method: method, pattern: pattern, template: "/" + segments.joined(separator: "/"),
             acceptsBody: acceptsBody ?? (method == .post || method == .put || method == .patch),
-            order: routes.count, handler: handler)
+            order: routes.count, handler: handler, parameterNames: names, parameterPositions: positions,
+            hasCatchAll: hasCatchAll)
         routes.append(route)
         routes.sort { a, b in
             for (x, y) in zip(a.pattern, b.pattern) where x.rank != y.rank { return x.rank < y.rank }
             if a.pattern.count != b.pattern.count { return a.pattern.count < b.pattern.count }
             return a.order < b.order
         }
+        let longest = routes.map(\.pattern.count).max() ?? 0
+        candidates = (0...longest).map { n in
+            routes.filter { $0.hasCatchAll ? n >= $0.fixedCount : n == $0.fixedCount }
+        }
+        catchAllRoutes = routes.filter(\.hasCatchAll)
+    }
+
+    /// The routes whose pattern can match `count` segments, most specific first.
+    private func routes(forSegmentCount count: Int) -> [Route] {
+        count < candidates.count ? candidates[count] : catchAllRoutes
     }
 
     public mutating func get(_ path: String..., handler: @escaping RouteHandler) { on(.get, path, handler) }
@@ -100,7 +157,8 @@ public struct Router: HTTPResponder {
     /// The matching route's choice; true when no route matches, so that 404/405 are answered
     /// after reading a (bounded) body rather than 413.
     public func acceptsBody(method: HTTPMethod, pathSegments: [String]) -> Bool {
-        for route in routes where route.method == method && Router.matches(route.pattern, pathSegments) {
+        for route in routes(forSegmentCount: pathSegments.count)
+        where route.method == method && Router.matches(route.pattern, pathSegments) {
             return route.acceptsBody
         }
         return true
@@ -110,7 +168,7 @@ public struct Router: HTTPResponder {
         let segments = request.pathSegments
         var pathKnown = false
         var fallback: Route?
-        for route in routes where Router.matches(route.pattern, segments) {
+        for route in routes(forSegmentCount: segments.count) where Router.matches(route.pattern, segments) {
             pathKnown = true
             if route.method == request.method {
                 return run(route, request)
@@ -133,7 +191,8 @@ public struct Router: HTTPResponder {
     /// "GET, HEAD, POST" for the methods routed at this path.
     public func allowedMethods(for segments: [String]) -> String {
         var methods: [HTTPMethod] = []
-        for route in routes where Router.matches(route.pattern, segments) && !methods.contains(route.method) {
+        for route in routes(forSegmentCount: segments.count)
+        where Router.matches(route.pattern, segments) && !methods.contains(route.method) {
             methods.append(route.method)
             if route.method == .get && !methods.contains(.head) { methods.append(.head) }
         }
@@ -143,17 +202,16 @@ public struct Router: HTTPResponder {
     }
 
     private func run(_ route: Route, _ request: HTTPRequest) -> HTTPReply {
-        var reply = route.handler(request, Router.capture(route.pattern, request.pathSegments))
+        let parameters = RouteParameters(
+            names: route.parameterNames, positions: route.parameterPositions, segments: request.pathSegments,
+            catchAllStart: route.hasCatchAll ? route.pattern.count - 1 : nil)
+        var reply = route.handler(request, parameters)
         reply.routeTemplate = route.template
         return reply
     }
 
+    /// Whether `segments` fits `pattern`; the caller has checked the segment count.
     private static func matches(_ pattern: [Segment], _ segments: [String]) -> Bool {
-        if case .catchAll = pattern.last {
-            guard segments.count >= pattern.count - 1 else { return false }
-        } else if segments.count != pattern.count {
-            return false
-        }
         for (segment, value) in zip(pattern, segments) {
             switch segment {
             case .literal(let literal): if literal != value { return false }
@@ -163,23 +221,6 @@ public struct Router: HTTPResponder {
         }
         return true
     }
-
-    private static func capture(_ pattern: [Segment], _ segments: [String]) -> RouteParameters {
-        var parameters = RouteParameters()
-        for (index, segment) in pattern.enumerated() {
-            switch segment {
-            case .literal: continue
-            case .parameter(let name): parameters.append(name: name, value: segments[index])
-            case .catchAll: parameters.setCatchAll(Array(segments[index...]))
-            }
-        }
-        return parameters
-    }
-}
-
-extension RouteParameters {
-    fileprivate mutating func append(name: String, value: String) { values.append((name: name, value: value)) }
-    fileprivate mutating func setCatchAll(_ segments: [String]) { catchAll = segments }
 }
 
 extension HTTPReply {

@@ -168,10 +168,10 @@ enum ListenerSocket {
             switch family {
             case AF_INET:
                 // sin_addr follows family (2) and port (2).
-                return PeerAddress(ipv4: Array(raw[4..<8]), port: port)
+                return PeerAddress(bytes: raw[4..<8], isIPv6: false, port: port)
             case AF_INET6:
                 // sin6_addr follows family, port and flowinfo (4).
-                return PeerAddress(ipv6: Array(raw[8..<24]), port: port)
+                return PeerAddress(bytes: raw[8..<24], isIPv6: true, port: port)
             default:
                 return nil
             }
