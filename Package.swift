@@ -22,7 +22,12 @@ let package = Package(
         // Layers: devstatusd → DeviceStatus → {MQTT, Storage, HTTP1} → C modules.
         .target(name: "MQTT", dependencies: ["CMosquitto", "CSysShims", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Storage", dependencies: ["CLevelDB"]),
-        .target(name: "HTTP1", dependencies: ["CSysShims", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "HTTP1", dependencies: ["CSysShims", .product(name: "Logging", package: "swift-log")],
+            // The event loop's state lives in classes touched once per request; the runtime exclusivity
+            // check on each access cost ~1.5% of the loop's CPU (perf). Static checks still apply.
+            swiftSettings: [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+        ),
         .target(
             name: "DeviceStatus",
             dependencies: [

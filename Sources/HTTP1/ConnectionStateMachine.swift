@@ -27,7 +27,7 @@ public struct HTTPResponseRecord: Sendable {
 }
 
 struct ConnectionStateMachine {
-    typealias Instant = ContinuousClock.Instant
+    typealias Instant = Moment
 
     struct Settings: Sendable {
         var limits: RequestLimits
@@ -44,13 +44,14 @@ struct ConnectionStateMachine {
         var maxBufferedOutput = 1 << 20
     }
 
-    enum Action {
-        /// Hand the request to the responder; answer with `responseReady(sequence:…)`.
-        case dispatch(HTTPRequest, sequence: UInt64)
+    /// Payload-free, so returning one copies two bytes: the request and the record are taken separately.
+    enum Action: Equatable {
+        /// Hand `takeRequest()` to the responder; answer with `responseReady(sequence:…)`.
+        case dispatch
         /// Send `pendingOutput`, then report `wrote(_:)` or `writeBlocked(now:)`.
         case write
-        /// A response was queued: tell the observer.
-        case report(HTTPResponseRecord)
+        /// A response was queued: tell the observer `takeReport()`.
+        case report
         /// Our last answer is out: `shutdown(SHUT_WR)`, keep reading (and discarding) until EOF or the linger deadline.
         case shutdownWrite
         /// Close the socket; the machine is done.
@@ -110,6 +111,8 @@ struct ConnectionStateMachine {
     private var writeBlockedSince: Instant?
     private var requestStartedAt: Instant?
     private var lastActivity: Instant
+    private var dispatched: (request: HTTPRequest, sequence: UInt64)?
+    private var reported: HTTPResponseRecord?
     private var peerClosed = false
 
     init(settings: Settings, peer: PeerAddress?, now: Instant, acceptsBody: RequestParser.BodyPolicy? = nil) {
@@ -244,6 +247,16 @@ struct ConnectionStateMachine {
 
     // MARK: Driving
 
+    /// The request of the last `.dispatch`, once.
+    mutating func takeRequest() -> (request: HTTPRequest, sequence: UInt64) {
+        dispatched.take()!
+    }
+
+    /// The record of the last `.report`, once.
+    mutating func takeReport() -> HTTPResponseRecord {
+        reported.take()!
+    }
+
     /// The next thing to do. Call repeatedly until `.wait` or `.close`.
     mutating func nextAction(now: Instant, date: [UInt8]) -> Action {
         while true {
@@ -252,7 +265,10 @@ struct ConnectionStateMachine {
             case .lingering: return .wait(read: true, write: false)
             case .open, .finishing, .streaming: break
             }
-            if state != .streaming, let record = flushFrontSlot(date: date) { return .report(record) }
+            if state != .streaming, let record = flushFrontSlot(date: date) {
+                reported = record
+                return .report
+            }
             if hasOutput && !writeBlocked { return .write }
             if state == .finishing && slotsEmpty && !hasOutput {
                 if peerClosed {
@@ -278,7 +294,8 @@ struct ConnectionStateMachine {
                             omitBody: request.method == .head, startedAt: now, route: nil, content: .waiting))
                     if !keepAlive { state = .finishing }
                     requestStartedAt = parser.hasPartialRequest ? now : nil
-                    return .dispatch(request, sequence: sequence)
+                    dispatched = (request, sequence)
+                    return .dispatch
                 case .error(let error):
                     appendSlot(errorSlot(.jsonError(error.status, error.description), now: now))
                     state = .finishing
@@ -380,7 +397,7 @@ struct ConnectionStateMachine {
     }
 }
 
-private func earliest(_ a: ContinuousClock.Instant?, _ b: ContinuousClock.Instant) -> ContinuousClock.Instant {
+private func earliest(_ a: Moment?, _ b: Moment) -> Moment {
     guard let a else { return b }
     return min(a, b)
 }

@@ -56,10 +56,10 @@ final class EventLoop: @unchecked Sendable {
     private var openCount = 0
     private var generation: UInt64 = 1
     private var date = DateCache()
-    private var now = ContinuousClock.now
-    private var nextSweep = ContinuousClock.now
-    private var acceptPausedUntil: ContinuousClock.Instant?
-    private var stopDeadline: ContinuousClock.Instant?
+    private var now = Moment.now
+    private var nextSweep = Moment.now
+    private var acceptPausedUntil: Moment?
+    private var stopDeadline: Moment?
     private let readBuffer: UnsafeMutableRawBufferPointer
 
     init(
@@ -234,11 +234,13 @@ final class EventLoop: @unchecked Sendable {
     private func process(_ connection: Connection) {
         while true {
             switch connection.machine.nextAction(now: now, date: date.line) {
-            case .dispatch(let request, let sequence):
+            case .dispatch:
+                let (request, sequence) = connection.machine.takeRequest()
                 dispatch(request, sequence: sequence, on: connection)
             case .write:
                 write(connection)
-            case .report(let record):
+            case .report:
+                let record = connection.machine.takeReport()
                 onResponse?(record)
             case .shutdownWrite:
                 shutdown(connection.fd, Int32(SHUT_WR))
@@ -341,7 +343,7 @@ final class EventLoop: @unchecked Sendable {
                 connection.machine.streamFinished()
                 process(connection)
             case .shutdown(let deadline):
-                stopDeadline = deadline
+                stopDeadline = Moment(deadline)
                 stopListening()
                 for connection in openConnections() {
                     connection.machine.beginShutdown()

@@ -20,7 +20,7 @@ public struct HTTPResponse: Sendable {
     }
 
     /// Built once and shared: a JSON answer allocates no header storage of its own.
-    private static let jsonHeaders: HTTPHeaders = ["Content-Type": "application/json"]
+    private static let jsonHeaders = HTTPHeaders([("Content-Type", "application/json")]).preencoded()
 
     /// A response with `Content-Type: application/json`.
     public static func json(_ status: HTTPStatus, _ body: String) -> HTTPResponse {

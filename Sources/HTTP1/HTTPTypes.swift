@@ -158,7 +158,12 @@ public struct HTTPStatus: Sendable, Hashable, CustomStringConvertible {
 public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     public typealias Element = (name: String, value: String)
 
-    @usableFromInline var fields: [Element]
+    @usableFromInline var fields: [Element] {
+        didSet { wire = nil }
+    }
+    /// The fields as response lines (`Name: value\r\n`…), when encoded ahead by `preencoded()`;
+    /// any change drops it.
+    private(set) var wire: [UInt8]?
 
     public init() { fields = [] }
 
@@ -171,6 +176,15 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
     }
 
     public var count: Int { fields.count }
+
+    /// These fields with their response lines built once, for headers shared by many responses.
+    func preencoded() -> HTTPHeaders {
+        var copy = self
+        var bytes: [UInt8] = []
+        ResponseEncoder.appendFields(self, into: &bytes)
+        copy.wire = bytes
+        return copy
+    }
 
     mutating func reserveCapacity(_ count: Int) { fields.reserveCapacity(count) }
     public var isEmpty: Bool { fields.isEmpty }

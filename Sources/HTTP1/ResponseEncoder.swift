@@ -64,6 +64,21 @@ enum ResponseEncoder {
         _ headers: HTTPHeaders, persistence: Persistence, date: [UInt8], into out: inout [UInt8]
     ) {
         out.append(contentsOf: date)
+        if let wire = headers.wire {
+            out.append(contentsOf: wire)
+        } else {
+            appendFields(headers, into: &out)
+        }
+        switch persistence {
+        case .keepAlive: break
+        case .keepAliveHTTP10: out.append(contentsOf: connectionKeepAlive)
+        case .close: out.append(contentsOf: connectionClose)
+        }
+    }
+
+    /// Appends a line per field, leaving out those the server owns (framing, `Date`) and names that
+    /// are not tokens; values have CR, LF and NUL replaced.
+    static func appendFields(_ headers: HTTPHeaders, into out: inout [UInt8]) {
         for field in headers where !isFramingField(field.name) {
             // A name that is not a token could split the response: drop the field.
             guard !field.name.isEmpty, field.name.utf8.allSatisfy(isTokenChar) else { continue }
@@ -71,11 +86,6 @@ enum ResponseEncoder {
             out.append(contentsOf: colonSpace)
             appendSanitized(field.value, into: &out)
             out.append(contentsOf: crlf)
-        }
-        switch persistence {
-        case .keepAlive: break
-        case .keepAliveHTTP10: out.append(contentsOf: connectionKeepAlive)
-        case .close: out.append(contentsOf: connectionClose)
         }
     }
 

@@ -3,7 +3,7 @@
 /// Drives a `ConnectionStateMachine` the way the epoll loop does, with a hand-moved clock and
 /// no socket: what the server would write is collected in `written`.
 struct InMemoryConnection {
-    typealias Instant = ContinuousClock.Instant
+    typealias Instant = Moment
 
     /// How the test answers a dispatched request: now, or later through `complete`.
     enum Answer {
@@ -75,7 +75,8 @@ struct InMemoryConnection {
     private mutating func run() {
         while true {
             switch machine.nextAction(now: now, date: date) {
-            case .dispatch(let request, let sequence):
+            case .dispatch:
+                let (request, sequence) = machine.takeRequest()
                 dispatched.append((request, sequence))
                 if case .now(let response) = answer(request) {
                     machine.responseReady(sequence: sequence, reply: .response(response), route: nil, now: now)
@@ -91,8 +92,8 @@ struct InMemoryConnection {
                     if let capacity = socketCapacity { socketCapacity = capacity - taken.count }
                     machine.wrote(taken.count, now: now)
                 }
-            case .report(let record):
-                records.append(record)
+            case .report:
+                records.append(machine.takeReport())
             case .shutdownWrite:
                 writeShutdown = true
             case .close:
