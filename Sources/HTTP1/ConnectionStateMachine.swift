@@ -111,7 +111,10 @@ struct ConnectionStateMachine {
     private var writeBlockedSince: Instant?
     private var requestStartedAt: Instant?
     private var lastActivity: Instant
-    private var dispatched: (request: HTTPRequest, sequence: UInt64)?
+    // Handed out by `takeRequest()` and `takeReport()`. Kept apart and moved out by hand: a generic
+    // `Optional.take()` of a tuple copied and destroyed the request through runtime witnesses.
+    private var dispatchedRequest: HTTPRequest?
+    private var dispatchedSequence: UInt64 = 0
     private var reported: HTTPResponseRecord?
     private var peerClosed = false
 
@@ -241,7 +244,9 @@ struct ConnectionStateMachine {
 
     var hasOutput: Bool { outputStart < output.count }
 
-    func withPendingOutput<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+    /// Mutating although it changes nothing: called on a class's stored machine, a non-mutating method
+    /// gets a copy of the whole machine (every reference retained and released again).
+    mutating func withPendingOutput<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try output.withUnsafeBytes { try body(UnsafeRawBufferPointer(rebasing: $0[outputStart...])) }
     }
 
@@ -249,12 +254,12 @@ struct ConnectionStateMachine {
 
     /// The request of the last `.dispatch`, once.
     mutating func takeRequest() -> (request: HTTPRequest, sequence: UInt64) {
-        dispatched.take()!
+        (moveOut(&dispatchedRequest), dispatchedSequence)
     }
 
     /// The record of the last `.report`, once.
     mutating func takeReport() -> HTTPResponseRecord {
-        reported.take()!
+        moveOut(&reported)
     }
 
     /// The next thing to do. Call repeatedly until `.wait` or `.close`.
@@ -285,7 +290,7 @@ struct ConnectionStateMachine {
                     request.peer = peer
                     let sequence = nextSequence
                     nextSequence += 1
-                    let keepAlive = request.wantsKeepAlive
+                    let keepAlive = request.parsedKeepAlive ?? request.wantsKeepAlive
                     appendSlot(
                         Slot(
                             sequence: sequence, method: request.method,
@@ -294,7 +299,8 @@ struct ConnectionStateMachine {
                             omitBody: request.method == .head, startedAt: now, route: nil, content: .waiting))
                     if !keepAlive { state = .finishing }
                     requestStartedAt = parser.hasPartialRequest ? now : nil
-                    dispatched = (request, sequence)
+                    dispatchedRequest = request
+                    dispatchedSequence = sequence
                     return .dispatch
                 case .error(let error):
                     appendSlot(errorSlot(.jsonError(error.status, error.description), now: now))
@@ -358,9 +364,10 @@ struct ConnectionStateMachine {
 
     /// Encodes the front slot if its answer is there; returns what to report.
     private mutating func flushFrontSlot(date: [UInt8]) -> HTTPResponseRecord? {
-        guard slotHead < slotTail, case .ready(let reply, let completedAt) = slots[slotHead].content else {
-            return nil
-        }
+        guard slotHead < slotTail, case .ready = slots[slotHead].content else { return nil }
+        var content = Content.waiting
+        swap(&content, &slots[slotHead].content)  // moved out, not copied
+        guard case .ready(let reply, let completedAt) = content else { return nil }
         let slot = (
             method: slots[slotHead].method, persistence: slots[slotHead].persistence,
             omitBody: slots[slotHead].omitBody, startedAt: slots[slotHead].startedAt, route: slots[slotHead].route
@@ -369,7 +376,7 @@ struct ConnectionStateMachine {
         switch reply {
         case .response(let response):
             let closing =
-                slot.persistence == .close || response.headers.containsToken("close", in: "Connection")
+                slot.persistence == .close || response.headers.asksToClose
                 || (state == .finishing && slotsEmpty)
             if closing && state != .finishing {
                 // The responder asked to close: later pipelined requests go unanswered.

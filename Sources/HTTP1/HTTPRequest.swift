@@ -1,5 +1,13 @@
 // Pure: compiled into the fuzzer as well (no Logging, no Glibc).
 
+/// Takes the value out of `slot`, leaving nil: a move, where `let x = slot!; slot = nil` copies the
+/// value (retaining each of its references) and then destroys the original (releasing them again).
+@inline(__always) func moveOut<Value>(_ slot: inout Value?) -> Value {
+    var taken: Value? = nil
+    swap(&taken, &slot)
+    return taken!
+}
+
 /// A parsed request: head, decoded path, query and body.
 public struct HTTPRequest: Sendable {
     public var method: HTTPMethod
@@ -14,6 +22,9 @@ public struct HTTPRequest: Sendable {
     public var version: HTTPVersion
     /// The client's address; nil when not known (in-memory tests).
     public var peer: PeerAddress?
+    /// `wantsKeepAlive` as the parser found it from the `Connection` lines it read (nil when the
+    /// request was built by hand); the connection uses it instead of searching the fields again.
+    var parsedKeepAlive: Bool?
 
     public init(
         method: HTTPMethod, target: String, pathSegments: [String], query: [(name: String, value: String)] = [],

@@ -6,12 +6,27 @@ public struct HTTPResponse: Sendable {
     /// Extra header fields. `Content-Length`, `Transfer-Encoding`, `Date` and `Connection` set here are
     /// ignored (the server owns framing), except `Connection: close`, which closes after this response.
     public var headers: HTTPHeaders
-    public var body: [UInt8]
+    /// The body as stored: possibly a slice of a larger array its owner keeps (no copy to answer).
+    public var bodyBytes: ArraySlice<UInt8>
+
+    public var body: [UInt8] {
+        get { Array(bodyBytes) }
+        set { bodyBytes = newValue[...] }
+    }
 
     public init(status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(), body: [UInt8] = []) {
+        self.init(status: status, headers: headers, bodyBytes: body[...])
+    }
+
+    public init(status: HTTPStatus = .ok, headers: HTTPHeaders = HTTPHeaders(), bodyBytes: ArraySlice<UInt8>) {
         self.status = status
         self.headers = headers
-        self.body = body
+        self.bodyBytes = bodyBytes
+    }
+
+    /// A response with `Content-Type: application/json`, its body a slice of an array kept elsewhere.
+    public static func json(_ status: HTTPStatus, _ body: ArraySlice<UInt8>) -> HTTPResponse {
+        HTTPResponse(status: status, headers: jsonHeaders, bodyBytes: body)
     }
 
     /// A response with `Content-Type: application/json`.

@@ -164,6 +164,8 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
     /// The fields as response lines (`Name: value\r\n`…), when encoded ahead by `preencoded()`;
     /// any change drops it.
     private(set) var wire: [UInt8]?
+    /// With `wire`: whether these fields ask to close.
+    private var wireAsksClose = false
 
     public init() { fields = [] }
 
@@ -183,7 +185,14 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
         var bytes: [UInt8] = []
         ResponseEncoder.appendFields(self, into: &bytes)
         copy.wire = bytes
+        copy.wireAsksClose = containsToken("close", in: "Connection")
         return copy
+    }
+
+    /// `Connection: close` among the fields (a response asking the server to close after it).
+    var asksToClose: Bool {
+        if wire != nil { return wireAsksClose }
+        return fields.isEmpty ? false : containsToken("close", in: "Connection")
     }
 
     mutating func reserveCapacity(_ count: Int) { fields.reserveCapacity(count) }

@@ -153,6 +153,9 @@ public struct RequestParser: Sendable {
         var contentLength: Int?
         var transferEncoding = false
         var expectation = false
+        /// Tokens of the `Connection` lines.
+        var close = false
+        var keepAlive = false
     }
 
     private enum Stage {
@@ -223,7 +226,7 @@ public struct RequestParser: Sendable {
                         continue
                     }
                     pending = try buffer.withUnsafeBufferPointer { all throws(RequestParseError) in
-                        try parseRequestLine(UnsafeBufferPointer(rebasing: all[start..<(lf - 1)]))
+                        try Self.parseRequestLine(UnsafeBufferPointer(rebasing: all[start..<(lf - 1)]))
                     }
                     consume(through: lf)
                     headerBytes = 0
@@ -246,7 +249,7 @@ public struct RequestParser: Sendable {
                     if buffer[start] == 0x20 || buffer[start] == 0x09 { throw .obsoleteLineFolding }
                     if pending!.headers.count >= limits.maxHeaders { throw .tooManyHeaderFields }
                     let field = try buffer.withUnsafeBufferPointer { all throws(RequestParseError) in
-                        try parseFieldLine(UnsafeBufferPointer(rebasing: all[start..<(lf - 1)]), framing: &framing)
+                        try Self.parseFieldLine(UnsafeBufferPointer(rebasing: all[start..<(lf - 1)]), framing: &framing)
                     }
                     pending!.headers.add(name: field.name, value: field.value)
                     consume(through: lf)
@@ -287,15 +290,16 @@ public struct RequestParser: Sendable {
     }
 
     private mutating func emit() -> HTTPRequest {
-        let request = pending!
-        pending = nil
+        let request = moveOut(&pending)
         stage = .requestLine
         leadingBytes = 0
         expectsContinue = false
         return request
     }
 
-    private func parseRequestLine(_ line: UnsafeBufferPointer<UInt8>) throws(RequestParseError) -> HTTPRequest {
+    // Static, like the other line parsers: a method would capture (and copy) the whole parser in the
+    // closure that lends it the buffer.
+    private static func parseRequestLine(_ line: UnsafeBufferPointer<UInt8>) throws(RequestParseError) -> HTTPRequest {
         guard let methodEnd = line.firstIndex(of: 0x20) else { throw .malformedRequestLine }
         guard methodEnd > 0 else { throw .malformedRequestLine }
         for byte in line[0..<methodEnd] where !isTokenChar(byte) { throw .invalidMethod }
@@ -319,7 +323,7 @@ public struct RequestParser: Sendable {
         )
     }
 
-    private func parseVersion(_ bytes: UnsafeBufferPointer<UInt8>) throws(RequestParseError) -> HTTPVersion {
+    private static func parseVersion(_ bytes: UnsafeBufferPointer<UInt8>) throws(RequestParseError) -> HTTPVersion {
         guard bytes.count == 8, bytes[0] == 0x48, bytes[1] == 0x54, bytes[2] == 0x54, bytes[3] == 0x50,
             bytes[4] == 0x2F, bytes[6] == 0x2E, isDigit(bytes[5]), isDigit(bytes[7])
         else { throw .invalidVersion }
@@ -328,7 +332,7 @@ public struct RequestParser: Sendable {
         return version
     }
 
-    private func parseFieldLine(_ line: UnsafeBufferPointer<UInt8>, framing: inout Framing)
+    private static func parseFieldLine(_ line: UnsafeBufferPointer<UInt8>, framing: inout Framing)
         throws(RequestParseError) -> (name: String, value: String)
     {
         guard let colon = line.firstIndex(of: 0x3A), colon > 0 else { throw .invalidFieldName }
@@ -368,6 +372,12 @@ public struct RequestParser: Sendable {
             }
         case 17 where asciiCaseInsensitiveEquals(name, lowercase: "transfer-encoding"):
             framing.transferEncoding = true
+        case 10 where asciiCaseInsensitiveEquals(name, lowercase: "connection"):
+            for part in value.split(separator: UInt8(ascii: ",")) {
+                let token = UnsafeBufferPointer(rebasing: trimmingOWS(part))
+                if asciiCaseInsensitiveEquals(token, lowercase: "close") { framing.close = true }
+                if asciiCaseInsensitiveEquals(token, lowercase: "keep-alive") { framing.keepAlive = true }
+            }
         case 6 where asciiCaseInsensitiveEquals(name, lowercase: "expect"):
             guard asciiCaseInsensitiveEquals(value, lowercase: "100-continue") else { throw .unsupportedExpectation }
             framing.expectation = true
@@ -382,6 +392,9 @@ public struct RequestParser: Sendable {
             throw framing.contentLength != nil ? .contentLengthWithTransferEncoding : .transferEncodingNotImplemented
         }
         if framing.hosts == 0 && pending!.version == .http1_1 { throw .missingHost }
+        // The same rule as `HTTPRequest.wantsKeepAlive`, from the tokens noted on the way.
+        pending!.parsedKeepAlive =
+            pending!.version.minor >= 1 ? !framing.close : framing.keepAlive && !framing.close
         let length = framing.contentLength ?? 0
         guard length > 0 else { return emit() }
         if length > limits.maxBody { throw .contentTooLarge }

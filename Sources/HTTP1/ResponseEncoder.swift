@@ -1,13 +1,14 @@
 // Pure: turns responses into wire bytes. No Logging, no Glibc.
 
 enum ResponseEncoder {
-    private static let version: [UInt8] = Array("HTTP/1.1 ".utf8)
-    private static let ok: [UInt8] = Array("HTTP/1.1 200 OK\r\n".utf8)
-    private static let contentLength: [UInt8] = Array("Content-Length: ".utf8)
-    private static let connectionClose: [UInt8] = Array("Connection: close\r\n".utf8)
-    private static let connectionKeepAlive: [UInt8] = Array("Connection: keep-alive\r\n".utf8)
-    private static let crlf: [UInt8] = [0x0D, 0x0A]
-    private static let colonSpace: [UInt8] = [0x3A, 0x20]
+    // Constant text as StaticString: appending one copies bytes, with no array to retain and release.
+    private static let version: StaticString = "HTTP/1.1 "
+    private static let ok: StaticString = "HTTP/1.1 200 OK\r\n"
+    private static let contentLength: StaticString = "Content-Length: "
+    private static let connectionClose: StaticString = "Connection: close\r\n"
+    private static let connectionKeepAlive: StaticString = "Connection: keep-alive\r\n"
+    private static let crlf: StaticString = "\r\n"
+    private static let colonSpace: StaticString = ": "
 
     /// How the connection goes on after this response.
     enum Persistence {
@@ -26,38 +27,38 @@ enum ResponseEncoder {
     ) {
         let code = response.status.code
         let bodyAllowed = !(code < 200 || code == 204 || code == 304)
-        out.reserveCapacity(out.count + 160 + (omitBody ? 0 : response.body.count))
+        out.reserveCapacity(out.count + 160 + (omitBody ? 0 : response.bodyBytes.count))
         appendStatusLine(response.status, into: &out)
         if bodyAllowed {
-            out.append(contentsOf: contentLength)
-            appendDecimal(response.body.count, into: &out)
-            out.append(contentsOf: crlf)
+            out.append(contentLength)
+            appendDecimal(response.bodyBytes.count, into: &out)
+            out.append(crlf)
         }
         appendCommonFields(response.headers, persistence: persistence, date: date, into: &out)
-        out.append(contentsOf: crlf)
-        if bodyAllowed && !omitBody { out.append(contentsOf: response.body) }
+        out.append(crlf)
+        if bodyAllowed && !omitBody { out.append(contentsOf: response.bodyBytes) }
     }
 
     /// A head without `Content-Length` for a body delimited by closing the connection (event streams).
     static func encodeStreamHead(_ response: HTTPResponse, date: [UInt8], into out: inout [UInt8]) {
         appendStatusLine(response.status, into: &out)
         appendCommonFields(response.headers, persistence: .close, date: date, into: &out)
-        out.append(contentsOf: crlf)
-        out.append(contentsOf: response.body)
+        out.append(crlf)
+        out.append(contentsOf: response.bodyBytes)
     }
 
     static let continueLine: [UInt8] = Array("HTTP/1.1 100 Continue\r\n\r\n".utf8)
 
     private static func appendStatusLine(_ status: HTTPStatus, into out: inout [UInt8]) {
         if status.code == 200 && status.reasonPhrase == "OK" {
-            out.append(contentsOf: ok)
+            out.append(ok)
             return
         }
-        out.append(contentsOf: version)
+        out.append(version)
         appendDecimal(min(max(status.code, 100), 999), into: &out)
         out.append(0x20)
         appendSanitized(status.reasonPhrase, into: &out)
-        out.append(contentsOf: crlf)
+        out.append(crlf)
     }
 
     private static func appendCommonFields(
@@ -71,8 +72,8 @@ enum ResponseEncoder {
         }
         switch persistence {
         case .keepAlive: break
-        case .keepAliveHTTP10: out.append(contentsOf: connectionKeepAlive)
-        case .close: out.append(contentsOf: connectionClose)
+        case .keepAliveHTTP10: out.append(connectionKeepAlive)
+        case .close: out.append(connectionClose)
         }
     }
 
@@ -83,9 +84,9 @@ enum ResponseEncoder {
             // A name that is not a token could split the response: drop the field.
             guard !field.name.isEmpty, field.name.utf8.allSatisfy(isTokenChar) else { continue }
             appendBytes(of: field.name, into: &out)
-            out.append(contentsOf: colonSpace)
+            out.append(colonSpace)
             appendSanitized(field.value, into: &out)
-            out.append(contentsOf: crlf)
+            out.append(crlf)
         }
     }
 
@@ -137,5 +138,11 @@ enum ResponseEncoder {
             }
             for i in stride(from: count - 1, through: 0, by: -1) { out.append(buffer[i]) }
         }
+    }
+}
+
+extension [UInt8] {
+    @inline(__always) fileprivate mutating func append(_ text: StaticString) {
+        text.withUTF8Buffer { append(contentsOf: $0) }
     }
 }

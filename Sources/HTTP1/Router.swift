@@ -64,7 +64,9 @@ public struct Router: HTTPResponder {
         }
     }
 
-    private struct Route: Sendable {
+    /// A class, so that walking the candidates per request retains one reference per route instead of
+    /// copying (and destroying) each of its fields.
+    private final class Route: Sendable {
         let method: HTTPMethod
         let pattern: [Segment]
         let template: String
@@ -78,6 +80,21 @@ public struct Router: HTTPResponder {
 
         /// Segments matched by everything but a trailing `*`.
         var fixedCount: Int { hasCatchAll ? pattern.count - 1 : pattern.count }
+
+        init(
+            method: HTTPMethod, pattern: [Segment], template: String, acceptsBody: Bool, order: Int,
+            handler: @escaping RouteHandler, parameterNames: [String], parameterPositions: [Int], hasCatchAll: Bool
+        ) {
+            self.method = method
+            self.pattern = pattern
+            self.template = template
+            self.acceptsBody = acceptsBody
+            self.order = order
+            self.handler = handler
+            self.parameterNames = parameterNames
+            self.parameterPositions = parameterPositions
+            self.hasCatchAll = hasCatchAll
+        }
     }
 
     /// Every route, most specific first.
@@ -231,6 +248,11 @@ extension HTTPReply {
 
     /// Answer now with a JSON body (`Content-Type: application/json`).
     public static func json(_ status: HTTPStatus, _ body: [UInt8]) -> HTTPReply {
+        .response(.json(status, body))
+    }
+
+    /// Answer now with a JSON body that is a slice of an array kept elsewhere (not copied).
+    public static func json(_ status: HTTPStatus, _ body: ArraySlice<UInt8>) -> HTTPReply {
         .response(.json(status, body))
     }
 }

@@ -2,11 +2,12 @@
 /// exactly as received, or a "Never Connected" object naming the device's client id.
 public enum SeedLookup {
     /// The body for `type/id`; always 200.
-    public static func body(type: String, id: String, table: DeviceTable) -> [UInt8] {
+    /// A known device's body is its stored payload itself, a slice of the record (no copy).
+    public static func body(type: String, id: String, table: DeviceTable) -> ArraySlice<UInt8> {
         if let record = table.record(forPath: type + "/" + id) {
-            return Array(record.payload)
+            return record.payload
         }
         let clientID = "d:\(table.organizationForUnknownDevices):\(type):\(id)"
-        return Array(JSONText.object([("ClientID", JSONText.quote(clientID)), ("Action", "\"Never Connected\"")]).utf8)
+        return Array(JSONText.object([("ClientID", JSONText.quote(clientID)), ("Action", "\"Never Connected\"")]).utf8)[...]
     }
 }
