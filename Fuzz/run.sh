@@ -15,12 +15,12 @@ MAX_LEN="${MAX_LEN:-512}"
 BIN=.build-fuzz/http-parser-fuzz
 
 mkdir -p .build-fuzz fuzz-corpus/http
-# Only the pure parser sources: they import nothing but the standard library.
+# Only the pure parser sources (and the encoder the header types use): they import nothing but the standard library.
 # lld (shipped with the toolchain) links the sanitizer runtimes without gold's export warnings.
 swiftc -O -sanitize=fuzzer,address -use-ld=lld -parse-as-library -swift-version 6 -module-name HTTPParserFuzz \
     Fuzz/HTTPParserFuzz.swift \
     Sources/HTTP1/HTTPTypes.swift Sources/HTTP1/HTTPRequest.swift Sources/HTTP1/HTTPResponse.swift \
-    Sources/HTTP1/RequestTarget.swift Sources/HTTP1/RequestParser.swift \
+    Sources/HTTP1/RequestTarget.swift Sources/HTTP1/RequestParser.swift Sources/HTTP1/ResponseEncoder.swift \
     -o "$BIN"
 
 "$BIN" -runs="$RUNS" -max_total_time="$MAX_TIME" -max_len="$MAX_LEN" -print_final_stats=1 \
