@@ -28,6 +28,10 @@ final class EventLoop: @unchecked Sendable {
         var machine: ConnectionStateMachine
         var interest: UInt32
         var stream: ResponseStream?
+        /// The last read filled the buffer, so the socket may hold more: with edge-triggered events no
+        /// new event comes for it, so it is read before the connection waits for input again.
+        var inputPending = false
+        var sawEOF = false
 
         init(id: UInt64, fd: Int32, machine: ConnectionStateMachine, interest: UInt32) {
             self.id = id
@@ -173,7 +177,7 @@ final class EventLoop: @unchecked Sendable {
             let id = generation << 32 | UInt64(UInt32(fd))
             let machine = ConnectionStateMachine(
                 settings: settings, peer: ListenerSocket.peer(address), now: now, acceptsBody: acceptsBody)
-            let interest = SHIM_EPOLLIN | SHIM_EPOLLRDHUP
+            let interest = SHIM_EPOLLIN | SHIM_EPOLLRDHUP | SHIM_EPOLLET
             let connection = Connection(id: id, fd: fd, machine: machine, interest: interest)
             if Int(fd) >= connections.count {
                 connections.append(contentsOf: repeatElement(nil, count: Int(fd) + 1 - connections.count))
@@ -214,16 +218,26 @@ final class EventLoop: @unchecked Sendable {
             connection.machine.connectionFailed()
         } else {
             if event.events & SHIM_EPOLLOUT != 0 { connection.machine.writable() }
-            if event.events & (SHIM_EPOLLIN | SHIM_EPOLLRDHUP) != 0 { readOnce(connection) }
+            if event.events & (SHIM_EPOLLIN | SHIM_EPOLLRDHUP) != 0 {
+                readOnce(connection)
+                // The peer's FIN came with (or after) that data: no later edge will announce the EOF
+                // the next recv() returns, so read again before waiting.
+                if event.events & SHIM_EPOLLRDHUP != 0 && !connection.sawEOF { connection.inputPending = true }
+            }
         }
         process(connection)
     }
 
+    /// One recv(). Connections are edge-triggered (as nginx's are): a read shorter than the buffer
+    /// emptied the socket, and data arriving later raises a new event, so there is no second recv()
+    /// just to see EAGAIN. Only a full buffer leaves `inputPending`.
     private func readOnce(_ connection: Connection) {
         let count = recv(connection.fd, readBuffer.baseAddress, readBuffer.count, 0)
+        connection.inputPending = count == readBuffer.count
         if count > 0 {
             connection.machine.received(UnsafeRawBufferPointer(rebasing: readBuffer[0..<count]), now: now)
         } else if count == 0 {
+            connection.sawEOF = true
             connection.machine.peerClosedInput(now: now)
         } else if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
             connection.machine.connectionFailed()
@@ -248,7 +262,14 @@ final class EventLoop: @unchecked Sendable {
                 closeConnection(connection)
                 return
             case .wait(let read, let write):
-                let interest = (read ? SHIM_EPOLLIN | SHIM_EPOLLRDHUP : 0) | (write ? SHIM_EPOLLOUT : 0)
+                if read && connection.inputPending {
+                    readOnce(connection)
+                    continue
+                }
+                // Edge-triggered: a change of interest (EPOLL_CTL_MOD) re-checks readiness, so input
+                // that arrived while reading was paused raises an event once reading resumes.
+                let interest =
+                    (read ? SHIM_EPOLLIN | SHIM_EPOLLRDHUP : 0) | (write ? SHIM_EPOLLOUT : 0) | SHIM_EPOLLET
                 if interest != connection.interest {
                     connection.interest = interest
                     _ = shim_epoll_mod(epollFD, connection.fd, interest, connection.id)
