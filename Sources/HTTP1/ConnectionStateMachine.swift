@@ -10,20 +10,24 @@ public struct HTTPResponseRecord: Sendable {
     /// The route pattern that answered (e.g. "/devices/:type/:id"); nil for the server's own answers.
     public var route: String?
     public var status: HTTPStatus
-    /// From the complete request to the response being queued for writing.
-    public var duration: Duration
+    /// From the complete request to the response being queued for writing, in nanoseconds (plain
+    /// integers: `Duration` arithmetic is 128-bit and costs more than the rest of a cached answer).
+    public var nanoseconds: Int64
 
     public init(method: HTTPMethod?, route: String?, status: HTTPStatus, duration: Duration) {
+        self.init(method: method, route: route, status: status, nanoseconds: duration.wholeNanoseconds)
+    }
+
+    init(method: HTTPMethod?, route: String?, status: HTTPStatus, nanoseconds: Int64) {
         self.method = method
         self.route = route
         self.status = status
-        self.duration = duration
+        self.nanoseconds = nanoseconds
     }
 
-    public var seconds: Double {
-        let (s, atto) = duration.components
-        return Double(s) + Double(atto) / 1e18
-    }
+    public var duration: Duration { .nanoseconds(nanoseconds) }
+
+    public var seconds: Double { Double(nanoseconds) / 1e9 }
 }
 
 struct ConnectionStateMachine {
@@ -253,8 +257,16 @@ struct ConnectionStateMachine {
     // MARK: Driving
 
     /// The request of the last `.dispatch`, once.
-    mutating func takeRequest() -> (request: HTTPRequest, sequence: UInt64) {
-        (moveOut(&dispatchedRequest), dispatchedSequence)
+    mutating func takeRequest() -> HTTPRequest {
+        moveOut(&dispatchedRequest)
+    }
+
+    /// The sequence number of the last `.dispatch`, for `responseReady(sequence:…)`.
+    var dispatchedSequenceNumber: UInt64 { dispatchedSequence }
+
+    /// Hands an answered request back so that the next one reuses its storage.
+    mutating func recycle(_ request: consuming HTTPRequest) {
+        parser.recycle(request)
     }
 
     /// The record of the last `.report`, once.
@@ -387,7 +399,8 @@ struct ConnectionStateMachine {
                 response, omitBody: slot.omitBody, persistence: closing ? .close : slot.persistence, date: date,
                 into: &output)
             return HTTPResponseRecord(
-                method: slot.method, route: slot.route, status: response.status, duration: completedAt - slot.startedAt)
+                method: slot.method, route: slot.route, status: response.status,
+                nanoseconds: completedAt.nanoseconds - slot.startedAt.nanoseconds)
         case .stream(let head):
             // Close-delimited body: nothing after it can be answered.
             removeAllSlots()
@@ -399,7 +412,8 @@ struct ConnectionStateMachine {
                 ResponseEncoder.encodeStreamHead(head, date: date, into: &output)
             }
             return HTTPResponseRecord(
-                method: slot.method, route: slot.route, status: head.status, duration: completedAt - slot.startedAt)
+                method: slot.method, route: slot.route, status: head.status,
+                nanoseconds: completedAt.nanoseconds - slot.startedAt.nanoseconds)
         }
     }
 }

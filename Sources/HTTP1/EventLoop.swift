@@ -60,8 +60,8 @@ final class EventLoop: @unchecked Sendable {
     private var openCount = 0
     private var generation: UInt64 = 1
     private var date = DateCache()
-    private var now = Moment.now
-    private var nextSweep = Moment.now
+    private var now = Moment.monotonic()
+    private var nextSweep = Moment.monotonic()
     private var acceptPausedUntil: Moment?
     private var stopDeadline: Moment?
     private let readBuffer: UnsafeMutableRawBufferPointer
@@ -111,7 +111,7 @@ final class EventLoop: @unchecked Sendable {
             let count = events.withUnsafeMutableBufferPointer {
                 shim_epoll_wait(epollFD, $0.baseAddress, Int32($0.count), timeoutMS)
             }
-            now = .now
+            now = .monotonic()
             date.refresh()
             if count < 0 && errno != EINTR {
                 logger.error("epoll_wait failed: \(errnoText(errno))")
@@ -198,7 +198,7 @@ final class EventLoop: @unchecked Sendable {
         // Drop what already arrived so close() sends FIN, not a RST that could destroy the 503.
         for _ in 0..<4 where recv(fd, readBuffer.baseAddress, readBuffer.count, Int32(MSG_DONTWAIT)) > 0 {}
         close(fd)
-        onResponse?(HTTPResponseRecord(method: nil, route: nil, status: .serviceUnavailable, duration: .zero))
+        onResponse?(HTTPResponseRecord(method: nil, route: nil, status: .serviceUnavailable, nanoseconds: 0))
         logger.debug("refused a connection: \(maxConnections) open")
     }
 
@@ -249,8 +249,8 @@ final class EventLoop: @unchecked Sendable {
         while true {
             switch connection.machine.nextAction(now: now, date: date.line) {
             case .dispatch:
-                let (request, sequence) = connection.machine.takeRequest()
-                dispatch(request, sequence: sequence, on: connection)
+                let sequence = connection.machine.dispatchedSequenceNumber
+                dispatch(connection.machine.takeRequest(), sequence: sequence, on: connection)
             case .write:
                 write(connection)
             case .report:
@@ -279,12 +279,13 @@ final class EventLoop: @unchecked Sendable {
         }
     }
 
-    private func dispatch(_ request: HTTPRequest, sequence: UInt64, on connection: Connection) {
+    private func dispatch(_ request: consuming HTTPRequest, sequence: UInt64, on connection: Connection) {
         let reply = responder.respond(to: request)
+        connection.machine.recycle(request)
         switch reply.kind {
         case .response(let response):
             connection.machine.responseReady(
-                sequence: sequence, reply: .response(response), route: reply.routeTemplate, now: .now)
+                sequence: sequence, reply: .response(response), route: reply.routeTemplate, now: .monotonic())
         case .deferred(let start):
             start(
                 ResponsePromise(
@@ -294,7 +295,7 @@ final class EventLoop: @unchecked Sendable {
             connection.stream?.terminate()
             connection.stream = stream
             connection.machine.responseReady(
-                sequence: sequence, reply: .stream(head), route: reply.routeTemplate, now: .now)
+                sequence: sequence, reply: .stream(head), route: reply.routeTemplate, now: .monotonic())
             start(stream)
         }
     }
@@ -364,7 +365,7 @@ final class EventLoop: @unchecked Sendable {
                 connection.machine.streamFinished()
                 process(connection)
             case .shutdown(let deadline):
-                stopDeadline = Moment(deadline)
+                stopDeadline = now + (deadline - .now)
                 stopListening()
                 for connection in openConnections() {
                     connection.machine.beginShutdown()

@@ -8,6 +8,13 @@
     return taken!
 }
 
+/// Takes an array out of `slot`, leaving it empty (without storage).
+@inline(__always) func moveOut<Element>(_ slot: inout [Element]) -> [Element] {
+    var taken: [Element] = []
+    swap(&taken, &slot)
+    return taken
+}
+
 /// A parsed request: head, decoded path, query and body.
 public struct HTTPRequest: Sendable {
     public var method: HTTPMethod

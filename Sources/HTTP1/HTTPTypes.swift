@@ -158,9 +158,8 @@ public struct HTTPStatus: Sendable, Hashable, CustomStringConvertible {
 public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, CustomStringConvertible {
     public typealias Element = (name: String, value: String)
 
-    @usableFromInline var fields: [Element] {
-        didSet { wire = nil }
-    }
+    /// Changed only through `add`, `remove` and the subscript, which drop `wire`.
+    @usableFromInline private(set) var fields: [Element]
     /// The fields as response lines (`Name: value\r\n`…), when encoded ahead by `preencoded()`;
     /// any change drops it.
     private(set) var wire: [UInt8]?
@@ -196,6 +195,11 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
     }
 
     mutating func reserveCapacity(_ count: Int) { fields.reserveCapacity(count) }
+
+    mutating func removeAllKeepingCapacity() {
+        fields.removeAll(keepingCapacity: true)
+        wire = nil
+    }
     public var isEmpty: Bool { fields.isEmpty }
 
     public func makeIterator() -> IndexingIterator<[Element]> { fields.makeIterator() }
@@ -210,6 +214,7 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
         set {
             remove(name: name)
             if let newValue { fields.append((name: name, value: newValue)) }
+            wire = nil
         }
     }
 
@@ -225,10 +230,12 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral, C
     /// Appends a field, keeping any earlier one of the same name.
     public mutating func add(name: String, value: String) {
         fields.append((name: name, value: value))
+        wire = nil
     }
 
     public mutating func remove(name: String) {
         fields.removeAll { asciiCaseInsensitiveEquals($0.name, name) }
+        wire = nil
     }
 
     /// True when the comma-separated list in field `name` holds `token` (case-insensitive).

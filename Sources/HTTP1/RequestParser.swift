@@ -147,6 +147,10 @@ public struct RequestParser: Sendable {
     private var framing = Framing()
     private var expectsContinue = false
     private var failure: RequestParseError?
+    /// Emptied storage of answered requests (`recycle(_:)`) that the next request reuses, so a
+    /// keep-alive connection parses without allocating.
+    private var spareSegments: [String] = []
+    private var spareHeaders = HTTPHeaders()
 
     private struct Framing {
         var hosts = 0
@@ -198,6 +202,16 @@ public struct RequestParser: Sendable {
         return true
     }
 
+    /// Takes back an answered request's storage for the next request to reuse (nothing is shared:
+    /// storage still referenced elsewhere is copied on reuse, as arrays are).
+    public mutating func recycle(_ request: consuming HTTPRequest) {
+        var request = request
+        swap(&spareSegments, &request.pathSegments)
+        swap(&spareHeaders, &request.headers)
+        spareSegments.removeAll(keepingCapacity: true)
+        spareHeaders.removeAllKeepingCapacity()
+    }
+
     /// True once, right after a head with `Expect: 100-continue` whose body is still to come.
     public mutating func takeContinueRequest() -> Bool {
         defer { expectsContinue = false }
@@ -226,7 +240,9 @@ public struct RequestParser: Sendable {
                         continue
                     }
                     pending = try buffer.withUnsafeBufferPointer { all throws(RequestParseError) in
-                        try Self.parseRequestLine(UnsafeBufferPointer(rebasing: all[start..<(lf - 1)]))
+                        try Self.parseRequestLine(
+                            UnsafeBufferPointer(rebasing: all[start..<(lf - 1)]), spareSegments: &spareSegments,
+                            spareHeaders: &spareHeaders)
                     }
                     consume(through: lf)
                     headerBytes = 0
@@ -299,7 +315,11 @@ public struct RequestParser: Sendable {
 
     // Static, like the other line parsers: a method would capture (and copy) the whole parser in the
     // closure that lends it the buffer.
-    private static func parseRequestLine(_ line: UnsafeBufferPointer<UInt8>) throws(RequestParseError) -> HTTPRequest {
+    /// The spare storage is moved into the request (inout, not consuming: a value consumed inside the
+    /// closure that lends the buffer would be a copy, and the first append would reallocate it).
+    private static func parseRequestLine(
+        _ line: UnsafeBufferPointer<UInt8>, spareSegments: inout [String], spareHeaders: inout HTTPHeaders
+    ) throws(RequestParseError) -> HTTPRequest {
         guard let methodEnd = line.firstIndex(of: 0x20) else { throw .malformedRequestLine }
         guard methodEnd > 0 else { throw .malformedRequestLine }
         for byte in line[0..<methodEnd] where !isTokenChar(byte) { throw .invalidMethod }
@@ -310,8 +330,9 @@ public struct RequestParser: Sendable {
         let version = try parseVersion(UnsafeBufferPointer(rebasing: line[(targetEnd + 1)...]))
         let targetBytes = UnsafeBufferPointer(rebasing: line[targetStart..<targetEnd])
         for byte in targetBytes where byte <= 0x20 || byte >= 0x7F { throw .invalidTarget }
-        let target = try RequestTarget.parse(targetBytes)
+        let target = try RequestTarget.parse(targetBytes, storage: &spareSegments)
         var headers = HTTPHeaders()
+        swap(&headers, &spareHeaders)
         headers.reserveCapacity(8)
         return HTTPRequest(
             method: HTTPMethod(bytes: UnsafeBufferPointer(rebasing: line[0..<methodEnd])),

@@ -7,11 +7,14 @@ struct RequestTarget {
     var query: [(name: String, value: String)]
 
     /// Parses an origin-form (`/a/b?q`), absolute-form (`http://h/a?q`) or asterisk-form (`*`) target.
-    static func parse(_ bytes: UnsafeBufferPointer<UInt8>) throws(RequestParseError) -> RequestTarget {
+    /// - Parameter storage: an empty array whose capacity the segments reuse; it is moved into the result.
+    static func parse(_ bytes: UnsafeBufferPointer<UInt8>, storage: inout [String])
+        throws(RequestParseError) -> RequestTarget
+    {
         guard let first = bytes.first else { throw .invalidTarget }
         if first == UInt8(ascii: "*") {
             guard bytes.count == 1 else { throw .invalidTarget }
-            return RequestTarget(pathSegments: [], query: [])
+            return RequestTarget(pathSegments: moveOut(&storage), query: [])
         }
         var pathStart = 0
         if first != UInt8(ascii: "/") {
@@ -31,7 +34,8 @@ struct RequestTarget {
                 throw .invalidTarget
             }
         }
-        let segments = try decodePath(UnsafeBufferPointer(rebasing: bytes[pathStart..<queryStart]))
+        try decodePath(UnsafeBufferPointer(rebasing: bytes[pathStart..<queryStart]), into: &storage)
+        let segments = moveOut(&storage)
         let query =
             queryStart < bytes.count
             ? try decodeQuery(UnsafeBufferPointer(rebasing: bytes[(queryStart + 1)...])) : []
@@ -58,10 +62,11 @@ struct RequestTarget {
     }
 
     /// "/a/b%20c" → ["a", "b c"]; "/" → []; an encoded "/" inside a segment is refused.
-    static func decodePath(_ path: UnsafeBufferPointer<UInt8>) throws(RequestParseError) -> [String] {
+    static func decodePath(_ path: UnsafeBufferPointer<UInt8>, into segments: inout [String])
+        throws(RequestParseError)
+    {
         // An absolute-form target without a path ("http://h?x") means "/".
-        if path.count <= 1 { return [] }
-        var segments: [String] = []
+        if path.count <= 1 { return }
         var slashes = 0
         for byte in path where byte == UInt8(ascii: "/") { slashes += 1 }
         segments.reserveCapacity(slashes)
@@ -70,7 +75,6 @@ struct RequestTarget {
             segments.append(try decodeSegment(UnsafeBufferPointer(rebasing: path[segmentStart..<i])))
             segmentStart = i + 1
         }
-        return segments
     }
 
     private static func decodeSegment(_ bytes: UnsafeBufferPointer<UInt8>) throws(RequestParseError) -> String {

@@ -179,6 +179,17 @@ enum ListenerSocket {
     }
 }
 
+extension Moment {
+    /// CLOCK_MONOTONIC read directly: `ContinuousClock.now` and the 128-bit `Duration` arithmetic that
+    /// turns it into a `Moment` cost more than the read itself, and the loop reads the clock per request.
+    /// Loop time only: compare these with each other, not with `Moment.now`.
+    static func monotonic() -> Moment {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return Moment(nanoseconds: Int64(time.tv_sec) &* 1_000_000_000 &+ Int64(time.tv_nsec))
+    }
+}
+
 /// The `Date: …\r\n` field line, formatted once a second.
 struct DateCache {
     private(set) var line: [UInt8] = []

@@ -129,7 +129,7 @@ import Testing
             Issue.record("expected dispatch")
             return
         }
-        let sequence = machine.takeRequest().sequence
+        let sequence = machine.dispatchedSequenceNumber
         machine.responseReady(
             sequence: sequence, reply: .stream(HTTPResponse(body: Array("start\n".utf8))), route: nil, now: now)
         var written: [UInt8] = []

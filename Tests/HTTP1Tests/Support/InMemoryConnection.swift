@@ -76,7 +76,8 @@ struct InMemoryConnection {
         while true {
             switch machine.nextAction(now: now, date: date) {
             case .dispatch:
-                let (request, sequence) = machine.takeRequest()
+                let sequence = machine.dispatchedSequenceNumber
+                let request = machine.takeRequest()
                 dispatched.append((request, sequence))
                 if case .now(let response) = answer(request) {
                     machine.responseReady(sequence: sequence, reply: .response(response), route: nil, now: now)
