@@ -63,6 +63,31 @@ import Testing
         #expect(lines.contains(#"devstatusd_http_request_duration_seconds_bucket{route="/healthz",le="0.0025"} 1"#))
     }
 
+    @Test func latencyBucketsAreCumulativeWithSumAndCountPerRoute() async {
+        let metrics = DaemonMetrics()
+        for milliseconds in [0.05, 0.3, 0.3, 7.0, 9000.0] {
+            metrics.record(
+                HTTPResponseRecord(method: .get, route: "/:type/:id", status: .ok, duration: .milliseconds(milliseconds)))
+        }
+        metrics.record(HTTPResponseRecord(method: .get, route: "/:type/:id", status: .notFound, duration: .zero))
+        let lines = await render(metrics)
+        let bucket = #"devstatusd_http_request_duration_seconds_bucket{route="/:type/:id","#
+        #expect(lines.contains(bucket + #"le="0.0001"} 2"#))  // 0.05 ms and the 404's 0
+        #expect(lines.contains(bucket + #"le="0.0005"} 4"#))
+        #expect(lines.contains(bucket + #"le="0.01"} 5"#))
+        #expect(lines.contains(bucket + #"le="5.0"} 5"#))
+        #expect(lines.contains(bucket + #"le="+Inf"} 6"#))
+        #expect(lines.contains(#"devstatusd_http_request_duration_seconds_count{route="/:type/:id"} 6"#))
+        #expect(lines.contains(#"devstatusd_http_requests_total{route="/:type/:id",code="200"} 5"#))
+        #expect(lines.contains(#"devstatusd_http_requests_total{route="/:type/:id",code="404"} 1"#))
+        let sum = lines.first { $0.hasPrefix(#"devstatusd_http_request_duration_seconds_sum{route="/:type/:id"}"#) }
+        let seconds = sum.flatMap { Double($0.split(separator: " ").last ?? "") } ?? 0
+        #expect(abs(seconds - 9.00765) < 1e-9)
+        // Each family is written once, as the text format requires.
+        #expect(lines.filter { $0 == "# TYPE devstatusd_http_request_duration_seconds histogram" }.count == 1)
+        #expect(lines.filter { $0 == "# TYPE devstatusd_http_requests_total counter" }.count == 1)
+    }
+
     @Test func operationStatusesAreReportedFromTheStart() async {
         let metrics = DaemonMetrics()
         metrics.setOperations(["QUEUED": 4])

@@ -24,8 +24,7 @@ public final class DaemonMetrics: Sendable {
     public static let operationStatuses = ["QUEUED", "SENDING", "CONFIRMED", "FAILED", "CANCELLED", "EXPIRED"]
 
     /// HTTP latencies span a cached lookup (tens of µs) to a durable write (ms); 5 s is past any route's budget.
-    /// In seconds: a value histogram of `Double`s records with plain comparisons, where a duration
-    /// histogram does 128-bit `Duration` arithmetic per bucket, on the loop thread, per request.
+    /// Upper bounds in seconds.
     static let httpBuckets: [Double] = [
         0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5,
     ]
@@ -35,18 +34,7 @@ public final class DaemonMetrics: Sendable {
         .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(100), .milliseconds(500), .seconds(1),
     ]
 
-    private struct HTTPSeries: Hashable {
-        let route: String
-        let code: Int
-    }
-
-    /// The collectors of each (route, code), and the latency histogram of each route they share.
-    private struct HTTPCollectors {
-        var series: [HTTPSeries: (requests: Counter, durations: ValueHistogram)] = [:]
-        var durations: [String: ValueHistogram] = [:]
-    }
-
-    private let http = Mutex(HTTPCollectors())
+    private let http = Mutex(HTTPResponseStats(bounds: DaemonMetrics.httpBuckets))
     private let storeWrites: DurationHistogram
     private let mqttConnected: Gauge
     private let samplers = Mutex<[@Sendable () async -> Void]>([])
@@ -72,29 +60,13 @@ public final class DaemonMetrics: Sendable {
     // MARK: Events
 
     /// Counts one HTTP response by route template and status code, and its latency by route. Called by
-    /// `HTTPServer`'s `onResponse` on a loop thread: one lock and one dictionary lookup, no allocation once warm.
+    /// `HTTPServer`'s `onResponse` on a loop thread: one lock, no hashing, no allocation once warm (`HTTPResponseStats`).
     /// Responses without a route (404, the server's own refusals) count under `route="unmatched"`.
     public func record(_ response: HTTPResponseRecord) {
         let route = response.route ?? "unmatched"
-        let series = HTTPSeries(route: route, code: response.status.code)
-        let (counter, histogram) = http.withLock { cache in
-            if let known = cache.series[series] { return known }
-            let counter = collectors.makeCounter(
-                descriptor: Self.name("http_requests", unit: "total", help: "HTTP responses by route and status code."),
-                labels: [("route", route), ("code", "\(series.code)")])
-            let histogram =
-                cache.durations[route]
-                ?? collectors.makeValueHistogram(
-                    descriptor: Self.name(
-                        "http_request_duration", unit: "seconds",
-                        help: "From a complete request to its response being queued, by route."),
-                    labels: [("route", route)], buckets: Self.httpBuckets)
-            cache.durations[route] = histogram
-            cache.series[series] = (counter, histogram)
-            return (counter, histogram)
-        }
-        counter.increment()
-        histogram.record(response.seconds)
+        let code = response.status.code
+        let seconds = response.seconds
+        http.withLock { $0.record(route: route, code: code, seconds: seconds) }
     }
 
     /// One LevelDB write took `duration`.
@@ -149,7 +121,9 @@ public final class DaemonMetrics: Sendable {
     public func render() async -> [UInt8] {
         let current = samplers.withLock { $0 }
         for sampler in current { await sampler() }
-        return collectors.emitToBuffer()
+        var exposition = collectors.emitToBuffer()
+        http.withLock { $0.render(into: &exposition) }
+        return exposition
     }
 
     /// `Content-Type` of `render()`'s output: the Prometheus text format 0.0.4.
