@@ -16,6 +16,13 @@
 #   --random-devices    request /type<k>/dev<n> at random over DEVICES (default 10000) distinct ids,
 #                       k = n % TYPES (default 10), below the target's path; nginx answers every
 #                       path with the body of the first id. Seed the daemon with the same ids.
+#   --server-pid PID    pin this process (devstatusd) to the server CPU, as nginx is [SERVER_PID]
+#   --no-pin            leave scheduling to the kernel [PIN=0]
+#
+# With two or more CPUs and taskset, both servers run on SERVER_CPU (default: the last CPU) and wrk on
+# CLIENT_CPU (default 0): on a small machine the load generator and the server otherwise take turns on
+# the same cores and one run differs from the next by ±15%. Compare devstatusd with `[http] threads = 1`
+# against this single nginx worker.
 #
 # Needs wrk, nginx and curl (make install-deps or apt-get install wrk nginx-light curl).
 set -euo pipefail
@@ -26,9 +33,14 @@ CONNECTIONS="${CONNECTIONS:-64}"
 DEVICES="${DEVICES:-10000}"
 TYPES="${TYPES:-10}"
 RANDOM_DEVICES=0
+PIN="${PIN:-1}"
+SERVER_PID="${SERVER_PID:-}"
+CPUS="$(nproc 2>/dev/null || echo 1)"
+SERVER_CPU="${SERVER_CPU:-$((CPUS - 1))}"
+CLIENT_CPU="${CLIENT_CPU:-0}"
 NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 targets=()
 while [ $# -gt 0 ]; do
@@ -37,6 +49,8 @@ while [ $# -gt 0 ]; do
     --duration) DURATION="$2"; shift 2 ;;
     --connections) CONNECTIONS="$2"; shift 2 ;;
     --random-devices) RANDOM_DEVICES=1; shift ;;
+    --server-pid) SERVER_PID="$2"; shift 2 ;;
+    --no-pin) PIN=0; shift ;;
     -h | --help) usage 0 ;;
     -*) echo "unknown option $1" >&2; usage 1 >&2 ;;
     *) targets+=("$1"); shift ;;
@@ -46,6 +60,17 @@ done
 for tool in wrk curl "$NGINX"; do
     command -v "$tool" >/dev/null || { echo "bench-http: $tool not found" >&2; exit 1; }
 done
+
+if [ "$PIN" = 1 ] && { [ "$CPUS" -lt 2 ] || ! command -v taskset >/dev/null; }; then
+    echo "bench-http: fewer than two CPUs or no taskset: not pinning" >&2
+    PIN=0
+fi
+client=()
+if [ "$PIN" = 1 ]; then
+    client=(taskset -c "$CLIENT_CPU")
+    if [ -n "$SERVER_PID" ]; then taskset -a -c -p "$SERVER_CPU" "$SERVER_PID" >/dev/null; fi
+    echo "(pinned: servers on CPU $SERVER_CPU, wrk on CPU $CLIENT_CPU)"
+fi
 
 work="$(mktemp -d /tmp/bench-http.XXXXXX)"
 nginx_pid=""
@@ -119,7 +144,9 @@ http {
     }
 }
 CONF
-    "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/logs/error.log" &
+    local pin=()
+    [ "$PIN" = 1 ] && pin=(taskset -c "$SERVER_CPU")
+    "${pin[@]}" "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -e "$work/nginx/logs/error.log" &
     nginx_pid=$!
     for _ in $(seq 100); do
         if curl -fsS -o /dev/null "http://127.0.0.1:$port/" 2>/dev/null; then
@@ -146,14 +173,23 @@ end
 LUA
 }
 
-# Runs wrk; prints "rate p99_ms errors".
+# CPU time (user + system, in clock ticks) a process has used so far; empty without a process.
+cpu_ticks() {
+    [ -n "$1" ] && [ -r "/proc/$1/stat" ] && awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+
+# Runs wrk against $1; $2 is the server's pid (may be empty). Prints "rate p99_ms errors cpu_us_per_request"
+# ("-" for the CPU without a pid): with a client-bound run, the server's CPU per request shows its cost.
 run_wrk() {
-    local url="$1" out
+    local url="$1" pid="$2" out before after
     local args=(-t1 -c"$CONNECTIONS" -d"$DURATION" --latency)
     [ "$RANDOM_DEVICES" = 1 ] && args+=(-s "$work/devices.lua")
-    out="$(wrk "${args[@]}" "$url")"
+    before="$(cpu_ticks "$pid")"
+    out="$("${client[@]}" wrk "${args[@]}" "$url")"
+    after="$(cpu_ticks "$pid")"
     echo "$out" >>"$work/wrk.log"
-    echo "$out" | awk '
+    echo "$out" | awk -v before="$before" -v after="$after" -v hz="$(getconf CLK_TCK)" '
+        /requests in/ { requests = $1 }
         /Requests\/sec:/ { rate = $2 }
         /^ +99%/ {
             v = $2
@@ -163,10 +199,13 @@ run_wrk() {
         }
         /Non-2xx or 3xx responses:/ { errors += $NF }
         /Socket errors:/ { errors += $4 + $6 + $8 + $10 }
-        END { printf "%.0f %.2f %d\n", rate, p99, errors }'
+        END {
+            cpu = (before != "" && after != "" && requests > 0) ? sprintf("%.2f", (after - before) * 1e6 / hz / requests) : "-"
+            printf "%.0f %.2f %d %s\n", rate, p99, errors, cpu
+        }'
 }
 
-printf '%-40s %5s %14s %9s %14s %9s %7s\n' target round devstatusd p99_ms nginx p99_ms ratio
+printf '%-40s %5s %11s %7s %7s %11s %7s %7s %6s\n' target round devstatusd p99_ms cpu_us nginx p99_ms cpu_us ratio
 for target in "${targets[@]}"; do
     url="$(normalize "$target")"
     base="${url#http://}"
@@ -187,12 +226,15 @@ for target in "${targets[@]}"; do
         exit 1
     }
     start_nginx "$work/body"
-    sum_dev=0 sum_nginx=0 worst_dev=0 worst_nginx=0
+    sum_dev=0 sum_nginx=0 worst_dev=0 worst_nginx=0 cpu_dev=0 cpu_nginx=0
     for round in $(seq "$ROUNDS"); do
-        read -r dev_rate dev_p99 dev_err < <(run_wrk "http://$hostport$path")
-        read -r ngx_rate ngx_p99 ngx_err < <(run_wrk "$nginx_url$path")
+        read -r dev_rate dev_p99 dev_err dev_cpu < <(run_wrk "http://$hostport$path" "$SERVER_PID")
+        read -r ngx_rate ngx_p99 ngx_err ngx_cpu < <(run_wrk "$nginx_url$path" "$nginx_pid")
         ratio="$(awk -v a="$dev_rate" -v b="$ngx_rate" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }')"
-        printf '%-40s %5s %14s %9s %14s %9s %7s\n' "$label" "$round" "$dev_rate" "$dev_p99" "$ngx_rate" "$ngx_p99" "$ratio"
+        printf '%-40s %5s %11s %7s %7s %11s %7s %7s %6s\n' "$label" "$round" "$dev_rate" "$dev_p99" "$dev_cpu" \
+            "$ngx_rate" "$ngx_p99" "$ngx_cpu" "$ratio"
+        cpu_dev="$(awk -v a="$cpu_dev" -v b="$dev_cpu" 'BEGIN { print (b == "-" ? "-" : a + b) }')"
+        cpu_nginx="$(awk -v a="$cpu_nginx" -v b="$ngx_cpu" 'BEGIN { print a + b }')"
         [ "$dev_err" = 0 ] || echo "  devstatusd: $dev_err non-2xx responses or socket errors" >&2
         [ "$ngx_err" = 0 ] || echo "  nginx: $ngx_err non-2xx responses or socket errors" >&2
         sum_dev=$((sum_dev + dev_rate))
@@ -201,7 +243,10 @@ for target in "${targets[@]}"; do
         worst_nginx="$(awk -v a="$worst_nginx" -v b="$ngx_p99" 'BEGIN { print ((b > a) ? b : a) }')"
     done
     stop_nginx
-    awk -v l="$label" -v d="$sum_dev" -v n="$sum_nginx" -v r="$ROUNDS" -v dp="$worst_dev" -v np="$worst_nginx" 'BEGIN {
-        printf "%-40s %5s %14.0f %9s %14.0f %9s %7.2f\n", l, "mean", d / r, dp, n / r, np, (n > 0 ? d / n : 0) }'
+    awk -v l="$label" -v d="$sum_dev" -v n="$sum_nginx" -v r="$ROUNDS" -v dp="$worst_dev" -v np="$worst_nginx" \
+        -v dc="$cpu_dev" -v nc="$cpu_nginx" 'BEGIN {
+        dcpu = (dc == "-" ? "-" : sprintf("%.2f", dc / r))
+        printf "%-40s %5s %11.0f %7s %7s %11.0f %7s %7.2f %6.2f\n", l, "mean", d / r, dp, dcpu, n / r, np, nc / r, (n > 0 ? d / n : 0) }'
 done
-echo "(mean rows: rates averaged over the rounds, p99 of the worst round)"
+echo "(mean rows: rates and CPU averaged over the rounds, p99 of the worst round; cpu_us: the server's CPU time"
+echo " per request, user + system, from /proc; '-' for devstatusd without --server-pid)"
