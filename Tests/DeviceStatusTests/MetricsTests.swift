@@ -67,7 +67,8 @@ import Testing
         let metrics = DaemonMetrics()
         for milliseconds in [0.05, 0.3, 0.3, 7.0, 9000.0] {
             metrics.record(
-                HTTPResponseRecord(method: .get, route: "/:type/:id", status: .ok, duration: .milliseconds(milliseconds)))
+                HTTPResponseRecord(
+                    method: .get, route: "/:type/:id", status: .ok, duration: .milliseconds(milliseconds)))
         }
         metrics.record(HTTPResponseRecord(method: .get, route: "/:type/:id", status: .notFound, duration: .zero))
         let lines = await render(metrics)

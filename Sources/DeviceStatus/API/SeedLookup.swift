@@ -8,6 +8,7 @@ public enum SeedLookup {
             return record.payload
         }
         let clientID = "d:\(table.organizationForUnknownDevices):\(type):\(id)"
-        return Array(JSONText.object([("ClientID", JSONText.quote(clientID)), ("Action", "\"Never Connected\"")]).utf8)[...]
+        return Array(
+            JSONText.object([("ClientID", JSONText.quote(clientID)), ("Action", "\"Never Connected\"")]).utf8)[...]
     }
 }
