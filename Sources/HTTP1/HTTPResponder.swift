@@ -1,3 +1,4 @@
+import Dispatch
 import Synchronization
 
 /// Answers requests for an `HTTPServer`. Both methods are called on an event-loop thread and must
@@ -45,6 +46,17 @@ public struct HTTPReply: Sendable {
     public static func deferred(_ start: @escaping @Sendable (ResponsePromise) -> Void) -> HTTPReply {
         HTTPReply(kind: .deferred(start))
     }
+
+    /// Answer with the result of `body`, computed off the event loop on one background thread shared by all
+    /// such answers (so they run one at a time): for work that walks a whole collection and would otherwise
+    /// hold up every other connection of the loop.
+    public static func offLoop(_ body: @escaping @Sendable () -> HTTPResponse) -> HTTPReply {
+        .deferred { promise in
+            offLoopQueue.async { promise.complete(body()) }
+        }
+    }
+
+    private static let offLoopQueue = DispatchQueue(label: "http-off-loop", qos: .utility)
 
     /// Answer with the result of `body`, run in a new `Task` (e.g. awaiting an actor or a durable write).
     public static func task(_ body: @escaping @Sendable () async -> HTTPResponse) -> HTTPReply {

@@ -9,7 +9,8 @@ import HTTP1
 ///   stored transition;
 /// - `GET /events` → Server-Sent Events of status transitions (see `StatusEventStream`).
 ///
-/// Every handler answers from snapshots on the event-loop thread; none awaits an actor.
+/// Every handler answers from snapshots and none awaits an actor; the list, which walks the whole table, is
+/// computed off the event loop (`HTTPReply.offLoop`).
 public struct FleetRoutes: Sendable {
     let directory: DeviceDirectory
     let history: HistoryLog?
@@ -27,7 +28,8 @@ public struct FleetRoutes: Sendable {
         router.get("devices") { request, _ in
             switch FleetQuery.parse(request.query) {
             case .failure(let refusal): return .json(.badRequest, JSONText.error(refusal.message))
-            case .success(let query): return .json(.ok, directory.fleetPage(query).json)
+            // A page walks the whole table: off the loop, so lookups on it go on meanwhile.
+            case .success(let query): return .offLoop { .json(.ok, directory.fleetPage(query).json) }
             }
         }
         if let history {

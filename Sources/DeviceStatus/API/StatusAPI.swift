@@ -1,7 +1,8 @@
 import HTTP1
 
 /// The HTTP routes of SPEC §4, over the snapshots the daemon's actors publish (`DeviceDirectory`, `Readiness`).
-/// Every handler answers from those; none awaits an actor.
+/// Every handler answers from those and none awaits an actor; the two that walk the whole fleet (`GET /`,
+/// `GET /devices`) run off the event loop.
 public struct StatusAPI: Sendable {
     let directory: DeviceDirectory
     let readiness: Readiness
@@ -51,7 +52,8 @@ public struct StatusAPI: Sendable {
                 response.headers["Content-Type"] = "text/html; charset=utf-8"
                 return .response(response)
             }
-            return .json(.ok, directory.iotMonitorListJSON())
+            // The whole fleet in one body: built off the loop, so lookups on it go on meanwhile.
+            return .offLoop { .json(.ok, directory.iotMonitorListJSON()) }
         }
         operations?.register(in: &router)
         (fleet ?? FleetRoutes(directory: directory)).register(in: &router)

@@ -5,6 +5,8 @@ import Synchronization
 public final class DeviceTable: Sendable {
     private let records = Mutex<[String: StatusRecord]>([:])
     private let organization = Mutex<String>("")
+    /// Walks in progress over a snapshot (`forEach`, `countsByAction`).
+    private let walkers = Atomic<Int>(0)
 
     public init() {}
 
@@ -17,18 +19,29 @@ public final class DeviceTable: Sendable {
 
     public var count: Int { records.withLock { $0.count } }
 
+    /// Runs `body` over the whole map as it is now, taken in O(1) and walked outside the lock.
+    ///
+    /// Walking a million devices takes hundreds of milliseconds; under the lock that stalled every
+    /// event loop's lookups for as long (one `GET /devices` page starved the HTTP server). The snapshot
+    /// shares the map's storage instead, and `apply` copies it outside the lock while a walk holds it.
+    private func walk<R>(_ body: ([String: StatusRecord]) -> R) -> R {
+        walkers.add(1, ordering: .relaxed)
+        defer { walkers.subtract(1, ordering: .relaxed) }
+        return body(records.withLock { $0 })
+    }
+
     /// Counts of stored records by their last action.
     public func countsByAction() -> (connected: Int, disconnected: Int) {
-        records.withLock { table in
+        walk { table in
             var connected = 0
             for record in table.values where record.action == .connect { connected += 1 }
             return (connected, table.count - connected)
         }
     }
 
-    /// Calls `body` with every device path and its last action, under the lock: keep `body` short.
+    /// Calls `body` with every device path and its last action, from a snapshot (no lock held).
     public func forEach(_ body: (_ path: String, _ action: MonPayload.Action) -> Void) {
-        records.withLock { table in
+        walk { table in
             for (path, record) in table { body(path, record.action) }
         }
     }
@@ -39,15 +52,30 @@ public final class DeviceTable: Sendable {
     func setOrganization(_ value: String) { organization.withLock { $0 = value } }
 
     /// Applies one batch of changes under a single lock: `nil` removes the device.
+    ///
+    /// While a walk holds a snapshot, changing the shared map in place would copy all of it under the
+    /// lock that lookups take; the copy is made outside it instead and swapped in (the registry is the
+    /// only writer, so nothing is lost in between).
     func apply(_ changes: [(path: String, record: StatusRecord?)]) {
         guard !changes.isEmpty else { return }
-        records.withLock { table in
-            for change in changes {
-                if let record = change.record {
-                    table[change.path] = record
-                } else {
-                    table.removeValue(forKey: change.path)
-                }
+        if walkers.load(ordering: .relaxed) == 0 {
+            records.withLock { Self.apply(changes, to: &$0) }
+            return
+        }
+        var updated = records.withLock { $0 }
+        Self.apply(changes, to: &updated)
+        records.withLock { swap(&$0, &updated) }
+        // `updated` now holds the map the walk shares; it is released here, outside the lock.
+    }
+
+    private static func apply(
+        _ changes: [(path: String, record: StatusRecord?)], to table: inout [String: StatusRecord]
+    ) {
+        for change in changes {
+            if let record = change.record {
+                table[change.path] = record
+            } else {
+                table.removeValue(forKey: change.path)
             }
         }
     }
