@@ -25,5 +25,8 @@ scripts/bench-http.sh --server-pid "$daemon" "$port/type1/dev1"
 scripts/bench-http.sh --server-pid "$daemon" --random-devices "$port"
 kill "$daemon"; wait "$daemon" 2>/dev/null || true
 
+echo "== HTTP (issue 3): lookups alone, then while GET /devices pages walk 1,000,000 devices"
+BIN="$bin" scripts/bench-fleet-walk.sh
+
 echo "== operations (issue 5)"
 scripts/bench-operations.sh
