@@ -15,12 +15,8 @@ work="$(mktemp -d /tmp/bench-fleet-walk.XXXXXX)"
 trap 'kill "${daemon:-}" "${pager:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
 "$bin/devstatusd-bench" seed "$work/data" --devices "$DEVICES" --http-names >/dev/null
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-printf '[http]\nthreads = 1\n' >"$work/http.toml"
-STATE_DIRECTORY= "$bin/devstatusd" --config "$work/http.toml" --data-dir "$work/data" --port "$port" \
-    --broker tcp://127.0.0.1:1 --log-level error >"$work/daemon.log" 2>&1 &
-daemon=$!
-for _ in $(seq 300); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+. scripts/lookup-daemon.sh
+start_lookup_daemon "$bin" "$work"
 
 lookups() {
     wrk -t1 -c8 -d"${DURATION}s" --latency "http://127.0.0.1:$port/type1/dev1" | awk '

@@ -13,14 +13,9 @@ echo "== HTTP (issue 3): wrk against devstatusd and nginx"
 work=$(mktemp -d /tmp/devstatusd-bench-http.XXXXXX)
 trap 'kill "${daemon:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
 "$bin/devstatusd-bench" seed "$work/data" --devices 10000 --http-names
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# No broker is needed to answer lookups: the store is loaded before the port opens. One event loop,
-# as nginx runs one worker; bench-http.sh pins both to the same CPU.
-printf '[http]\nthreads = 1\n' >"$work/http.toml"
-STATE_DIRECTORY= "$bin/devstatusd" --config "$work/http.toml" --data-dir "$work/data" --port "$port" \
-    --broker tcp://127.0.0.1:1 --log-level error >"$work/daemon.log" 2>&1 &
-daemon=$!
-for _ in $(seq 100); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+# One event loop, as nginx runs one worker; bench-http.sh pins both to the same CPU.
+. scripts/lookup-daemon.sh
+start_lookup_daemon "$bin" "$work"
 scripts/bench-http.sh --server-pid "$daemon" "$port/type1/dev1"
 scripts/bench-http.sh --server-pid "$daemon" --random-devices "$port"
 kill "$daemon"; wait "$daemon" 2>/dev/null || true
