@@ -113,6 +113,24 @@ import Testing
         }
     }
 
+    /// Connections are edge-triggered: a read that fills the buffer (64 KiB) is followed by another before
+    /// the connection waits, or the rest of the request, already in the socket, would never be read.
+    @Test func readsARequestLargerThanOneReadBeforeWaiting() throws {
+        var configuration = testConfiguration
+        configuration.maxBody = 200_000
+        let server = try TestServer(configuration)
+        defer { server.stop() }
+        let client = try server.client()
+        let body = String(repeating: "b", count: 150_000)
+        try client.send(
+            "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+                + "GET /hello HTTP/1.1\r\nHost: h\r\n\r\n")
+        let responses = try client.responses(2)
+        #expect(responses.count == 2)
+        #expect(responses.first?.body.count == 150_000)
+        #expect(responses.last?.text == "hello")
+    }
+
     @Test func survivesClientsThatVanishMidResponse() throws {
         let server = try TestServer()
         defer { server.stop() }
