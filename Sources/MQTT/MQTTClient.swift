@@ -247,8 +247,14 @@ public final class MQTTClient: Sendable {
             defer { state.subscriptions = filters }
             return state.subscriptions
         }
-        let added = filters.filter { new in !old.contains { $0.filter == new.filter && $0.qos == new.qos } }
-        let removed = old.filter { previous in !filters.contains { $0.filter == previous.filter } }
+        // By dictionary, not by searching one list for each entry of the other: a reload with 100,000
+        // watched filters made that 10^10 comparisons.
+        var oldQoS: [String: UInt8] = [:]
+        for (filter, qos) in old { oldQoS[filter] = qos }
+        var newFilters = Set<String>()
+        for (filter, _) in filters { newFilters.insert(filter) }
+        let added = filters.filter { oldQoS[$0.filter] != $0.qos }
+        let removed = old.filter { !newFilters.contains($0.filter) }
         handle.withLock { handle in
             guard handle.phase == .started, let mosq = handle.mosq, isConnected else { return }
             for filter in removed {
