@@ -31,7 +31,7 @@ private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?,
         let (subscriptions, count) = core.state.withLock { state in
             state.connected = true
             state.connectCount += 1
-            return (state.subscriptions, state.connectCount)
+            return (state.renewed, state.connectCount)
         }
         // Renew every configured subscription: with a clean session the broker has forgotten them.
         for subscription in subscriptions {

@@ -30,7 +30,17 @@ final class ClientCore: Sendable {
         /// Bumped on every disconnect, so a sender can tell its packet may have been dropped.
         var epoch = 0
         var stopped = false
+        /// The configured subscriptions (`setSubscriptions`).
         var subscriptions: [(filter: String, qos: UInt8)] = []
+        /// Filters added one at a time (`subscribe`) until `unsubscribe`: kept apart, so that replacing the
+        /// configured set (a reload) neither drops nor unsubscribes them.
+        var added: [String: UInt8] = [:]
+
+        /// Everything to subscribe on (re)connect: the configured set, then the added filters it lacks.
+        var renewed: [(filter: String, qos: UInt8)] {
+            let configured = Set(subscriptions.map(\.filter))
+            return subscriptions + added.filter { !configured.contains($0.key) }.map { (filter: $0.key, qos: $0.value) }
+        }
         /// Renewal subscriptions sent in on_connect, to log the broker's refusals.
         var renewals: [Int32: String] = [:]
         fileprivate var publishes = AckTable()

@@ -239,13 +239,14 @@ public final class MQTTClient: Sendable {
 
     /// Replaces the configured subscriptions. They are sent on every (re)connect; when connected now,
     /// new filters are subscribed and dropped ones unsubscribed at once (without waiting for the broker).
+    /// Filters added by `subscribe(_:qos:timeout:)` are not part of this set and stay subscribed.
     /// Throws ``MQTTError/invalidArgument`` for an invalid filter or QoS, changing nothing.
     /// `qos` may carry ``SubscriptionOption`` flags (used on MQTT 5 connections).
     public func setSubscriptions(_ filters: [(filter: String, qos: UInt8)]) throws(MQTTError) {
         for (filter, qos) in filters { try Self.validate(filter: filter, qos: qos) }
-        let old = core.state.withLock { state in
+        let (old, addedOneByOne) = core.state.withLock { state in
             defer { state.subscriptions = filters }
-            return state.subscriptions
+            return (state.subscriptions, state.added)
         }
         // By dictionary, not by searching one list for each entry of the other: a reload with 100,000
         // watched filters made that 10^10 comparisons.
@@ -254,7 +255,7 @@ public final class MQTTClient: Sendable {
         var newFilters = Set<String>()
         for (filter, _) in filters { newFilters.insert(filter) }
         let added = filters.filter { oldQoS[$0.filter] != $0.qos }
-        let removed = old.filter { !newFilters.contains($0.filter) }
+        let removed = old.filter { !newFilters.contains($0.filter) && addedOneByOne[$0.filter] == nil }
         handle.withLock { handle in
             guard handle.phase == .started, let mosq = handle.mosq, isConnected else { return }
             for filter in removed {
@@ -272,18 +273,16 @@ public final class MQTTClient: Sendable {
         }
     }
 
-    /// Adds `filter` to the configured subscriptions (renewed on every connect), subscribes now and
-    /// waits for the broker's SUBACK. Retained messages for it follow the SUBACK.
+    /// Adds `filter` to the subscriptions renewed on every connect, until `unsubscribe(_:)` (whatever
+    /// `setSubscriptions` sets meanwhile), subscribes now and waits for the broker's SUBACK. Retained
+    /// messages for it follow the SUBACK.
     ///
     /// Throws ``MQTTError/notConnected`` when not connected right now (the filter stays configured
     /// and is subscribed at the next connect), ``MQTTError/rejected`` when the broker refuses it,
     /// ``MQTTError/timedOut`` after `timeout` (default nil: no limit), ``MQTTError/invalidArgument``.
     public func subscribe(_ filter: String, qos: UInt8 = 0, timeout: Duration? = nil) async throws(MQTTError) {
         try Self.validate(filter: filter, qos: qos)
-        core.state.withLock { state in
-            state.subscriptions.removeAll { $0.filter == filter }
-            state.subscriptions.append((filter, qos))
-        }
+        core.state.withLock { $0.added[filter] = qos }
         let (mid, epoch) = try handle.withLock { handle throws(MQTTError) -> (Int32, Int) in
             guard let mosq = handle.mosq, handle.phase == .started else { throw notRunning(handle.phase) }
             let epoch = core.epoch
@@ -293,6 +292,23 @@ public final class MQTTClient: Sendable {
             return (mid, epoch)
         }
         try await core.waitForAck(.subscribe, mid: mid, epoch: epoch, diesWithConnection: true, timeout: timeout).get()
+    }
+
+    /// The filters added by `subscribe(_:qos:timeout:)` and not dropped by `unsubscribe(_:)`, in no order.
+    public var addedSubscriptions: [String] { core.state.withLock { Array($0.added.keys) } }
+
+    /// Drops a filter added by `subscribe(_:qos:timeout:)`: no longer renewed, and unsubscribed now when
+    /// connected (without waiting for the broker), unless the configured subscriptions hold it too.
+    public func unsubscribe(_ filter: String) {
+        let configured = core.state.withLock { state in
+            state.added[filter] = nil
+            return state.subscriptions.contains { $0.filter == filter }
+        }
+        guard !configured else { return }
+        handle.withLock { handle in
+            guard handle.phase == .started, let mosq = handle.mosq, isConnected else { return }
+            mosquitto_unsubscribe(mosq, nil, filter)
+        }
     }
 
     private static func validate(filter: String, qos: UInt8) throws(MQTTError) {

@@ -188,6 +188,16 @@ import Testing
         #expect(await eventually { delivery.table.operation(for: lamp, id: third.id)?.status == .confirmed })
         #expect(delivery.table.operation(for: lamp, id: second.id)?.status == .confirmed)
         #expect(received.withLock { $0 } == ["lamp/cmd/1", "lamp/cmd/2", "lamp/cmd/3"])
+        // Nothing waits on the ack topic any more: unsubscribed, not renewed on reconnects.
+        #expect(await eventually { !client.addedSubscriptions.contains("lamp/ack") })
+        // The next operation that needs it subscribes again, and its answer confirms it.
+        let fourth = try await delivery.create(draft("lamp/cmd/4", ackTopic: "lamp/ack", ackTimeout: 10), for: lamp)
+            .get()
+        #expect(await eventually { received.withLock { $0 }.last == "lamp/cmd/4" })
+        #expect(client.addedSubscriptions.contains("lamp/ack"))
+        try await device.publish(topic: "lamp/ack", payload: Array("done".utf8), qos: 1)
+        #expect(await eventually { delivery.table.operation(for: lamp, id: fourth.id)?.status == .confirmed })
+        #expect(await eventually { client.addedSubscriptions.isEmpty })
 
         listener.cancel()
         ingest.cancel()

@@ -254,17 +254,45 @@ import Testing
         let broker = try await MosquittoBroker()
         let client = try await connectedClient(broker)
         let received = Received(client)
-        try await client.subscribe("a", qos: 1, timeout: .seconds(5))
-        try await client.subscribe("b", qos: 1, timeout: .seconds(5))
+        try client.setSubscriptions([("a", 1), ("b", 1)])
+        // Round trips through the client's own connection, so that what it sent before is processed.
+        try await client.subscribe("sync1", qos: 1, timeout: .seconds(5))
         try client.setSubscriptions([("b", 1)])
+        try await client.subscribe("sync2", qos: 1, timeout: .seconds(5))
         let publisher = try await connectedClient(broker)
-        // Round trip through the client's own connection so the UNSUBSCRIBE is surely processed.
-        try await client.subscribe("sync", qos: 1, timeout: .seconds(5))
         try await publisher.publish("a", "1")
         try await publisher.publish("b", "2")
         #expect(await received.wait(for: 1))
         try await Task.sleep(for: .milliseconds(100))
         #expect(received.messages.map(\.topic) == ["b"])
+        await publisher.stop()
+        await client.stop()
+    }
+
+    /// A reload replaces the configured set; what `subscribe` added (operation ack topics) must survive it,
+    /// until `unsubscribe`.
+    @Test func keepsAddedFiltersAcrossConfigurationChangesUntilUnsubscribed() async throws {
+        let broker = try await MosquittoBroker()
+        let client = try await connectedClient(broker)
+        let received = Received(client)
+        try client.setSubscriptions([("configured", 1)])
+        try await client.subscribe("added", qos: 1, timeout: .seconds(5))
+        try client.setSubscriptions([("other", 1)])
+        try await client.subscribe("sync1", qos: 1, timeout: .seconds(5))
+        let publisher = try await connectedClient(broker)
+        try await publisher.publish("configured", "1")
+        try await publisher.publish("added", "2")
+        #expect(await received.wait(for: 1))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(received.messages.map(\.topic) == ["added"])
+
+        client.unsubscribe("added")
+        try await client.subscribe("sync2", qos: 1, timeout: .seconds(5))
+        try await publisher.publish("added", "3")
+        try await publisher.publish("other", "4")
+        #expect(await received.wait(for: 2))
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(received.messages.map(\.topic) == ["added", "other"])
         await publisher.stop()
         await client.stop()
     }

@@ -150,6 +150,9 @@ public struct OperationBook: Sendable {
     /// The earliest TTL or ack-window deadline to check with `advance(to:)`; may be one that no longer matters.
     public var nextDeadline: Int64? { heap.first?.time }
 
+    /// Whether an operation in flight waits for a message on `topic`.
+    public func isAwaitingAck(on topic: String) -> Bool { ackWaiters[topic] != nil }
+
     // MARK: Creating and cancelling
 
     /// Assigns the next sequence to a new QUEUED operation and reserves its place under the device's cap; it is not

@@ -254,6 +254,24 @@ public actor OperationDelivery {
         } catch {
             logger.error("could not store operation changes", metadata: ["error": "\(error)"])
         }
+        releaseAckTopics(after: changes)
+    }
+
+    /// Unsubscribes the ack topics of operations that left flight when no other operation in flight waits on
+    /// them: a topic used once (an operation id in it) would otherwise stay subscribed, and be renewed on every
+    /// reconnect, for the life of the process. The next operation that needs one subscribes again (`pump`).
+    private func releaseAckTopics(after changes: [OperationBook.Change]) {
+        guard let client, !subscribedAckTopics.isEmpty else { return }
+        var candidates = Set<String>()
+        for case .store(let operation) in changes where operation.status != .sending {
+            if let topic = operation.draft.ackTopic, subscribedAckTopics.contains(topic) { candidates.insert(topic) }
+        }
+        guard !candidates.isEmpty else { return }
+        let idle = table.mutate { book in candidates.filter { !book.isAwaitingAck(on: $0) } }
+        for topic in idle {
+            subscribedAckTopics.remove(topic)
+            client.unsubscribe(topic)
+        }
     }
 
     // MARK: Deadlines
