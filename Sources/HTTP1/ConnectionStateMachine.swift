@@ -118,7 +118,8 @@ struct ConnectionStateMachine {
     // Handed out by `takeRequest()` and `takeReport()`. Kept apart and moved out by hand: a generic
     // `Optional.take()` of a tuple copied and destroyed the request through runtime witnesses.
     private var dispatchedRequest: HTTPRequest?
-    private var dispatchedSequence: UInt64 = 0
+    /// The sequence number of the last `.dispatch`, for `responseReady(sequence:…)`.
+    private(set) var dispatchedSequence: UInt64 = 0
     private var reported: HTTPResponseRecord?
     private var peerClosed = false
 
@@ -260,9 +261,6 @@ struct ConnectionStateMachine {
     mutating func takeRequest() -> HTTPRequest {
         moveOut(&dispatchedRequest)
     }
-
-    /// The sequence number of the last `.dispatch`, for `responseReady(sequence:…)`.
-    var dispatchedSequenceNumber: UInt64 { dispatchedSequence }
 
     /// Hands an answered request back so that the next one reuses its storage.
     mutating func recycle(_ request: consuming HTTPRequest) {

@@ -249,7 +249,7 @@ final class EventLoop: @unchecked Sendable {
         while true {
             switch connection.machine.nextAction(now: now, date: date.line) {
             case .dispatch:
-                let sequence = connection.machine.dispatchedSequenceNumber
+                let sequence = connection.machine.dispatchedSequence
                 dispatch(connection.machine.takeRequest(), sequence: sequence, on: connection)
             case .write:
                 write(connection)

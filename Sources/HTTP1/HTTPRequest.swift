@@ -57,8 +57,13 @@ public struct HTTPRequest: Sendable {
     /// Whether the client wants the connection kept open after this request: HTTP/1.1 unless
     /// `Connection: close`; HTTP/1.0 only with `Connection: keep-alive`.
     public var wantsKeepAlive: Bool {
-        if version.minor >= 1 { return !headers.containsToken("close", in: "Connection") }
-        return headers.containsToken("keep-alive", in: "Connection")
-            && !headers.containsToken("close", in: "Connection")
+        Self.keepsAlive(
+            version: version, close: headers.containsToken("close", in: "Connection"),
+            keepAlive: headers.containsToken("keep-alive", in: "Connection"))
+    }
+
+    /// The rule behind `wantsKeepAlive`, from the `Connection` tokens found (the parser notes them on bytes).
+    static func keepsAlive(version: HTTPVersion, close: Bool, keepAlive: Bool) -> Bool {
+        version.minor >= 1 ? !close : keepAlive && !close
     }
 }

@@ -1,33 +1,20 @@
 // Pure: no Logging, no Glibc.
 
-/// A point on `ContinuousClock` as nanoseconds since the first one taken in this process.
+/// A point on a monotonic clock, in nanoseconds. The event loop reads CLOCK_MONOTONIC
+/// (`Moment.monotonic()`, Sockets.swift); tests start from any value and add durations.
 ///
-/// `ContinuousClock.Instant` is a resilient type of the standard library: every copy of one, and of
-/// each struct or optional holding one, goes through runtime value witnesses. The connection state
-/// machine copies instants on every request, and perf showed those calls at ~5% of a loop's CPU;
-/// this is one word of plain data.
+/// Not `ContinuousClock.Instant`: that is a resilient type of the standard library, so every copy of
+/// one, and of each struct or optional holding one, goes through runtime value witnesses. The
+/// connection state machine copies instants on every request, and perf showed those calls at ~5% of a
+/// loop's CPU; this is one word of plain data.
 struct Moment: Comparable, Hashable, Sendable {
     var nanoseconds: Int64
-
-    init(nanoseconds: Int64) {
-        self.nanoseconds = nanoseconds
-    }
-
-    init(_ instant: ContinuousClock.Instant) {
-        self.nanoseconds = (instant - Moment.origin).wholeNanoseconds
-    }
-
-    private static let origin = ContinuousClock.now
-
-    static var now: Moment { Moment(.now) }
 
     static func < (a: Moment, b: Moment) -> Bool { a.nanoseconds < b.nanoseconds }
 
     static func + (a: Moment, b: Duration) -> Moment {
         Moment(nanoseconds: a.nanoseconds &+ b.wholeNanoseconds)
     }
-
-    static func - (a: Moment, b: Moment) -> Duration { .nanoseconds(a.nanoseconds &- b.nanoseconds) }
 }
 
 extension Duration {

@@ -313,10 +313,10 @@ public struct RequestParser: Sendable {
         return request
     }
 
-    // Static, like the other line parsers: a method would capture (and copy) the whole parser in the
-    // closure that lends it the buffer.
-    /// The spare storage is moved into the request (inout, not consuming: a value consumed inside the
-    /// closure that lends the buffer would be a copy, and the first append would reallocate it).
+    /// Static, like the other line parsers: a method would capture (and copy) the whole parser in the
+    /// closure that lends it the buffer. The spare storage is moved into the request (inout, not
+    /// consuming: a value consumed inside that closure would be a copy, and the first append would
+    /// reallocate it).
     private static func parseRequestLine(
         _ line: UnsafeBufferPointer<UInt8>, spareSegments: inout [String], spareHeaders: inout HTTPHeaders
     ) throws(RequestParseError) -> HTTPRequest {
@@ -376,7 +376,8 @@ public struct RequestParser: Sendable {
         )
     }
 
-    /// Notes a field that frames the message (`Host`, `Content-Length`, `Transfer-Encoding`, `Expect`).
+    /// Notes a field that frames the message (`Host`, `Content-Length`, `Transfer-Encoding`, `Connection`,
+    /// `Expect`), on its bytes.
     private static func noteFraming(
         name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>, into framing: inout Framing
     ) throws(RequestParseError) {
@@ -413,9 +414,8 @@ public struct RequestParser: Sendable {
             throw framing.contentLength != nil ? .contentLengthWithTransferEncoding : .transferEncodingNotImplemented
         }
         if framing.hosts == 0 && pending!.version == .http1_1 { throw .missingHost }
-        // The same rule as `HTTPRequest.wantsKeepAlive`, from the tokens noted on the way.
-        pending!.parsedKeepAlive =
-            pending!.version.minor >= 1 ? !framing.close : framing.keepAlive && !framing.close
+        pending!.parsedKeepAlive = HTTPRequest.keepsAlive(
+            version: pending!.version, close: framing.close, keepAlive: framing.keepAlive)
         let length = framing.contentLength ?? 0
         guard length > 0 else { return emit() }
         if length > limits.maxBody { throw .contentTooLarge }
@@ -438,6 +438,7 @@ public struct RequestParser: Sendable {
         return value
     }
 }
+
 @inline(__always) func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
 
 /// tchar (RFC 9110 §5.6.2).

@@ -83,7 +83,7 @@ public struct Router: HTTPResponder {
 
         init(
             method: HTTPMethod, pattern: [Segment], template: String, acceptsBody: Bool, order: Int,
-            handler: @escaping RouteHandler, parameterNames: [String], parameterPositions: [Int], hasCatchAll: Bool
+            handler: @escaping RouteHandler
         ) {
             self.method = method
             self.pattern = pattern
@@ -91,9 +91,17 @@ public struct Router: HTTPResponder {
             self.acceptsBody = acceptsBody
             self.order = order
             self.handler = handler
-            self.parameterNames = parameterNames
-            self.parameterPositions = parameterPositions
-            self.hasCatchAll = hasCatchAll
+            var names: [String] = []
+            var positions: [Int] = []
+            for (index, segment) in pattern.enumerated() {
+                if case .parameter(let name) = segment {
+                    names.append(name)
+                    positions.append(index)
+                }
+            }
+            self.parameterNames = names
+            self.parameterPositions = positions
+            if case .catchAll = pattern.last { hasCatchAll = true } else { hasCatchAll = false }
         }
     }
 
@@ -121,21 +129,10 @@ public struct Router: HTTPResponder {
             if segment.hasPrefix(":") && segment.count > 1 { return .parameter(String(segment.dropFirst())) }
             return .literal(segment)
         }
-        var names: [String] = []
-        var positions: [Int] = []
-        for (index, segment) in pattern.enumerated() {
-            if case .parameter(let name) = segment {
-                names.append(name)
-                positions.append(index)
-            }
-        }
-        let hasCatchAll: Bool
-        if case .catchAll = pattern.last { hasCatchAll = true } else { hasCatchAll = false }
         let route = Route(
             method: method, pattern: pattern, template: "/" + segments.joined(separator: "/"),
             acceptsBody: acceptsBody ?? (method == .post || method == .put || method == .patch),
-            order: routes.count, handler: handler, parameterNames: names, parameterPositions: positions,
-            hasCatchAll: hasCatchAll)
+            order: routes.count, handler: handler)
         routes.append(route)
         routes.sort { a, b in
             for (x, y) in zip(a.pattern, b.pattern) where x.rank != y.rank { return x.rank < y.rank }

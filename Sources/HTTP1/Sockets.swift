@@ -182,7 +182,6 @@ enum ListenerSocket {
 extension Moment {
     /// CLOCK_MONOTONIC read directly: `ContinuousClock.now` and the 128-bit `Duration` arithmetic that
     /// turns it into a `Moment` cost more than the read itself, and the loop reads the clock per request.
-    /// Loop time only: compare these with each other, not with `Moment.now`.
     static func monotonic() -> Moment {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)

@@ -121,15 +121,15 @@ import Testing
     }
 
     @Test func streamsAnEventStreamUntilItFinishes() {
-        var machine = ConnectionStateMachine(settings: settings, peer: nil, now: .now)
-        let now = Moment.now
+        let now = Moment(nanoseconds: 0)
+        var machine = ConnectionStateMachine(settings: settings, peer: nil, now: now)
         let date = Array("Date: x\r\n".utf8)
         Array("GET /events HTTP/1.1\r\nHost: h\r\n\r\n".utf8).withUnsafeBytes { machine.received($0, now: now) }
         guard machine.nextAction(now: now, date: date) == .dispatch else {
             Issue.record("expected dispatch")
             return
         }
-        let sequence = machine.dispatchedSequenceNumber
+        let sequence = machine.dispatchedSequence
         machine.responseReady(
             sequence: sequence, reply: .stream(HTTPResponse(body: Array("start\n".utf8))), route: nil, now: now)
         var written: [UInt8] = []

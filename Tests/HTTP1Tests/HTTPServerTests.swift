@@ -113,6 +113,31 @@ import Testing
         }
     }
 
+    /// A reply computed off the loop (a walk over a whole fleet) does not hold up the loop's other
+    /// connections: with one loop thread, a lookup is answered while a slow off-loop reply is pending.
+    @Test func answersOtherConnectionsWhileAnOffLoopReplyIsComputed() throws {
+        var configuration = testConfiguration
+        configuration.threads = 1
+        var router = makeTestRouter()
+        router.get("walk") { _, _ in
+            .offLoop {
+                usleep(1_500_000)  // blocks the thread it runs on, as a long walk does
+                return .text(.ok, "walked")
+            }
+        }
+        let server = try TestServer(configuration, router: router)
+        defer { server.stop() }
+        let walker = try server.client()
+        try walker.send("GET /walk HTTP/1.1\r\nHost: h\r\n\r\n")
+        usleep(100_000)
+        let client = try server.client()
+        let started = ContinuousClock.now
+        try client.send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n")
+        #expect(try client.response().text == "hello")
+        #expect(ContinuousClock.now - started < .seconds(1))
+        #expect(try walker.response().text == "walked")
+    }
+
     /// Connections are edge-triggered: a read that fills the buffer (64 KiB) is followed by another before
     /// the connection waits, or the rest of the request, already in the socket, would never be read.
     @Test func readsARequestLargerThanOneReadBeforeWaiting() throws {

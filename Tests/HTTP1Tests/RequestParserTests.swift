@@ -109,6 +109,26 @@ private func refusal(_ input: String, limits: RequestLimits = RequestLimits()) -
         #expect(outcomes.map { $0.description.split(separator: " ")[1] } == ["/1", "/2", "/3"])
     }
 
+    /// The server hands each answered request back so the next reuses its storage: none of its segments
+    /// or fields may show through, and the request handed back keeps what it had.
+    @Test func aRecycledRequestLeavesNothingInTheNextOne() {
+        var parser = RequestParser()
+        parser.append(Array("GET /a/b/c HTTP/1.1\r\nHost: h\r\nAccept: x\r\nX-One: 1\r\n\r\n".utf8))
+        guard case .request(let first) = parser.next() else {
+            Issue.record("expected a request")
+            return
+        }
+        let kept = first
+        parser.recycle(first)
+        parser.append(Array("GET /d HTTP/1.1\r\nHost: i\r\n\r\n".utf8))
+        guard case .request(let second) = parser.next() else {
+            Issue.record("expected a request")
+            return
+        }
+        #expect(summary(second) == "GET /d [\"d\"] ? HTTP/1.1 [Host=i] ")
+        #expect(summary(kept) == "GET /a/b/c [\"a\", \"b\", \"c\"] ? HTTP/1.1 [Host=h,Accept=x,X-One=1] ")
+    }
+
     @Test func readsBodyOfContentLengthAndNoMore() {
         let outcomes = parse(
             "POST /items HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET / HTTP/1.1\r\nHost: h\r\n\r\n")

@@ -69,6 +69,9 @@ import Testing
     @Test func trailingCatchAllTakesTheRestOfThePath() {
         #expect(String(decoding: answer(router, .get, "/files/a/b/c")!.0.body, as: UTF8.self) == "a,b,c")
         #expect(String(decoding: answer(router, .get, "/files")!.0.body, as: UTF8.self) == "")
+        // Longer than every pattern: only a catch-all can match.
+        #expect(String(decoding: answer(router, .get, "/files/1/2/3/4/5/6")!.0.body, as: UTF8.self) == "1,2,3,4,5,6")
+        #expect(answer(router, .get, "/devices/1/2/3/4/5/6")?.0.status == .notFound)
         #expect(answer(router, .get, "/")?.1 == "/")
     }
 

@@ -28,7 +28,7 @@ struct InMemoryConnection {
         settings: ConnectionStateMachine.Settings, acceptsBody: RequestParser.BodyPolicy? = nil,
         answer: @escaping (HTTPRequest) -> Answer
     ) {
-        now = .now
+        now = Moment(nanoseconds: 0)  // the in-memory clock only moves when a test advances it
         machine = ConnectionStateMachine(settings: settings, peer: nil, now: now, acceptsBody: acceptsBody)
         self.answer = answer
         run()
@@ -76,7 +76,7 @@ struct InMemoryConnection {
         while true {
             switch machine.nextAction(now: now, date: date) {
             case .dispatch:
-                let sequence = machine.dispatchedSequenceNumber
+                let sequence = machine.dispatchedSequence
                 let request = machine.takeRequest()
                 dispatched.append((request, sequence))
                 if case .now(let response) = answer(request) {
