@@ -57,7 +57,7 @@ private func filters(_ texts: String...) throws -> [TopicFilter] { try texts.map
             d.http.maxRequestLine == 8192 && d.http.maxHeaderBytes == 16384 && d.http.maxHeaders == 64
                 && d.http.maxBody == 65536)
         #expect(d.status.topics == (try filters("iot-2/type/+/id/+/mon")))
-        #expect(d.status.org == "")
+        #expect(d.status.org == "" && d.status.maxClockSkew == 3600)
         #expect(d.storage.dataDir == "./data")
         #expect(d.operations.maxQueuedPerDevice == 100 && d.operations.maxAttempts == 3)
         #expect(d.watched.isEmpty)
@@ -251,6 +251,7 @@ private func filters(_ texts: String...) throws -> [TopicFilter] { try texts.map
                 [status]
                 topics = "x/type/+/id/+"
                 org = "7gnple"
+                maxClockSkew = 120
                 [storage]
                 dataDir = "/var/lib/devstatusd"
                 [operations]
@@ -273,6 +274,7 @@ private func filters(_ texts: String...) throws -> [TopicFilter] { try texts.map
             config.http.maxRequestLine == 1024 && config.http.maxHeaderBytes == 2048 && config.http.maxHeaders == 16
                 && config.http.maxBody == 0)
         #expect(config.status.topics == (try filters("x/type/+/id/+")) && config.status.org == "7gnple")
+        #expect(config.status.maxClockSkew == 120)
         #expect(config.storage.dataDir == "/var/lib/devstatusd")
         #expect(config.operations == OperationSettings(maxQueuedPerDevice: 5, maxAttempts: 1))
     }
@@ -311,6 +313,18 @@ private func filters(_ texts: String...) throws -> [TopicFilter] { try texts.map
         #expect(reject("mqtt = 1") == ["config.toml:1: [mqtt]: expected a table ([mqtt]), found an integer (1)"])
         #expect(
             reject("[[device_a]]\n") == ["config.toml:1: [device_a]: expected a table ([device_a]), found an array"])
+    }
+
+    @Test func maxClockSkewOutOfRangeOrNotAnIntegerNamesKeyAndLine() {
+        #expect(
+            reject("[status]\nmaxClockSkew = -1") == [
+                "config.toml:2: [status] maxClockSkew: -1 is out of range; expected 0...315360000 seconds"
+            ])
+        #expect(
+            reject("[status]\n\nmaxClockSkew = \"1h\"") == [
+                #"config.toml:3: [status] maxClockSkew: expected an integer, found a string ("1h")"#
+            ])
+        #expect(accept("[status]\nmaxClockSkew = 0")?.status.maxClockSkew == 0)
     }
 
     @Test func unknownSectionNamesLineAndValidSections() {

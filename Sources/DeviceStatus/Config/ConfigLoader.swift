@@ -25,7 +25,7 @@ public enum ConfigLoader {
             "writeTimeout",
             "maxRequestLine", "maxHeaderBytes", "maxHeaders", "maxBody",
         ],
-        "status": ["topics", "org"],
+        "status": ["topics", "org", "maxClockSkew"],
         "storage": ["dataDir"],
         "operations": ["maxQueuedPerDevice", "maxAttempts"],
     ]
@@ -313,6 +313,8 @@ struct ConfigParser {
                 st.org = org
             }
         }
+        // 0 accepts no time ahead of the daemon's clock; beyond ten years the limit no longer protects anything.
+        if let skew = integer(s, "maxClockSkew", in: 0...315_360_000, unit: "seconds") { st.maxClockSkew = skew }
         return st
     }
 

@@ -111,10 +111,17 @@ public struct StatusSettings: Sendable, Equatable {
     /// `org`, default `""`: the org in never-connected answers (`d:<org>:<type>:<id>`); empty means
     /// learned from received ClientIDs.
     public var org: String
+    /// `maxClockSkew`, default 3600 (0 to 315,360,000): seconds a message's `Time` may lie ahead of the
+    /// daemon's clock; a later one is malformed (see `ClockSkewLimit`).
+    public var maxClockSkew: Int
 
-    public init(topics: [TopicFilter] = StatusSettings.defaultTopics, org: String = "") {
+    public init(
+        topics: [TopicFilter] = StatusSettings.defaultTopics, org: String = "",
+        maxClockSkew: Int = ClockSkewLimit.default.seconds
+    ) {
         self.topics = topics
         self.org = org
+        self.maxClockSkew = maxClockSkew
     }
 
     /// `["iot-2/type/+/id/+/mon"]`, the IBM Watson IoT status topic.

@@ -52,7 +52,8 @@ public final class DaemonRunner: Sendable {
         let events = DeviceEvents()
         let registry = StatusRegistry(
             store: store, table: table, patterns: patterns, organization: config.status.org, events: events,
-            logger: logger, onStoreWrite: { [metrics] in metrics.recordStoreWrite($0) })
+            logger: logger, onStoreWrite: { [metrics] in metrics.recordStoreWrite($0) },
+            clockSkew: ClockSkewLimit(seconds: config.status.maxClockSkew))
         do {
             let started = ContinuousClock.now
             let count = try await registry.load()
@@ -218,11 +219,17 @@ public final class DaemonRunner: Sendable {
             effective.status.org = newConfig.status.org
             result.applied.append("[status] org")
         }
+        if newConfig.status.maxClockSkew != running.status.maxClockSkew, let registry {
+            await registry.setClockSkew(ClockSkewLimit(seconds: newConfig.status.maxClockSkew))
+            effective.status.maxClockSkew = newConfig.status.maxClockSkew
+            result.applied.append("[status] maxClockSkew")
+        }
         let pending: [(String, Bool)] = [
             ("[mqtt]", newConfig.mqtt != running.mqtt),
             ("[http]", newConfig.http != running.http),
             ("[status] topics", newConfig.status.topics != running.status.topics),
             ("[status] org", newConfig.status.org != effective.status.org),
+            ("[status] maxClockSkew", newConfig.status.maxClockSkew != effective.status.maxClockSkew),
             ("[storage]", newConfig.storage != running.storage),
             ("[operations]", newConfig.operations != running.operations),
             ("[agent_*]", agentsOf(newConfig) != agentsOf(effective)),

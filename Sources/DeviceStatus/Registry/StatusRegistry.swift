@@ -44,15 +44,24 @@ public actor StatusRegistry {
     public private(set) var counters = Counters()
     private let events: DeviceEvents?
     private let onStoreWrite: (@Sendable (Duration) -> Void)?
+    /// `[status] maxClockSkew`: how far ahead of `clock` a `Time` may lie.
+    private var clockSkew: ClockSkewLimit
+    /// Wall-clock nanoseconds: what `Time` is judged against and what events are stamped with.
+    private let clock: @Sendable () -> Int64
 
     /// - Parameters:
     ///   - organization: `[status] org`; "" (the default) means learn it from the client ids of messages.
     ///   - events: where status transitions are announced (Connect → online, Disconnect → offline, cleared → unknown).
     ///   - onStoreWrite: told how long each LevelDB write took (for `/metrics`); default nil.
+    ///   - clockSkew: `[status] maxClockSkew`; default 3600 s.
+    ///   - clock: wall-clock nanoseconds; default the system's (tests pass their own).
     public init(
         store: LevelDB, table: DeviceTable, patterns: [StatusTopicPattern], organization: String,
-        events: DeviceEvents? = nil, logger: Logger, onStoreWrite: (@Sendable (Duration) -> Void)? = nil
+        events: DeviceEvents? = nil, logger: Logger, onStoreWrite: (@Sendable (Duration) -> Void)? = nil,
+        clockSkew: ClockSkewLimit = .default, clock: @escaping @Sendable () -> Int64 = wallClockNanoseconds
     ) {
+        self.clockSkew = clockSkew
+        self.clock = clock
         self.events = events
         self.onStoreWrite = onStoreWrite
         self.store = store
@@ -69,6 +78,9 @@ public actor StatusRegistry {
         configuredOrganization = organization
         table.setOrganization(organization.isEmpty ? learnedOrganization : organization)
     }
+
+    /// `[status] maxClockSkew` changed by a configuration reload.
+    public func setClockSkew(_ limit: ClockSkewLimit) { clockSkew = limit }
 
     /// Whether a topic is one of the configured status topics.
     public nonisolated func isStatusTopic(_ topic: String) -> Bool {
@@ -132,6 +144,7 @@ public actor StatusRegistry {
         // Several messages of one batch may concern the same device: judge each against the latest.
         var pending: [String: StatusRecord?] = [:]
         var organization = learnedOrganization
+        let now = clock()
         for message in messages {
             guard let key = device(inTopic: message.topic) else { continue }
             let path = key.path
@@ -149,7 +162,7 @@ public actor StatusRegistry {
             }
             let parsed: MonPayload
             do {
-                parsed = try MonPayload(parsing: message.payload)
+                parsed = try MonPayload(parsing: message.payload, now: now, skew: clockSkew)
             } catch {
                 counters.malformed += 1
                 let suppressed = malformedLog.admit(now: .now)
@@ -206,7 +219,6 @@ public actor StatusRegistry {
             logger.error("could not persist status changes", metadata: ["error": "\(error)"])
         }
         if let events, !transitions.isEmpty {
-            let now = wallClockNanoseconds()
             for transition in transitions {
                 guard let key = DeviceKey(path: transition.path) else { continue }
                 events.emit(

@@ -35,11 +35,19 @@ public struct MonPayload: Sendable, Equatable {
         default: throw .badField("Action", "expected \"Connect\" or \"Disconnect\", found \"\(actionText.prefix(40))\"")
         }
         guard let parsedTime = RFC3339.parse(timeText) else {
-            throw .badField("Time", "not an RFC 3339 timestamp: \"\(timeText.prefix(40))\"")
+            throw .badField(
+                "Time", "not an RFC 3339 timestamp between 1677 and 2262: \"\(timeText.prefix(40))\"")
         }
         self.clientID = clientID
         self.time = parsedTime
         self.closeCode = fields.closeCode
+    }
+
+    /// Parses like `init(parsing:)`, then applies the clock-skew rule: a `Time` more than `skew` ahead of `now`
+    /// (wall-clock nanoseconds) is malformed.
+    public init(parsing bytes: some Collection<UInt8>, now: Int64, skew: ClockSkewLimit) throws(MalformedPayload) {
+        try self.init(parsing: bytes)
+        try skew.check(time, now: now, field: "Time")
     }
 }
 

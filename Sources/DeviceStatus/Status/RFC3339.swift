@@ -1,7 +1,14 @@
 /// RFC 3339 timestamps, as IBM's `Time` field carries them (`2018-01-02T16:51:10.558Z`).
 public enum RFC3339 {
+    /// The earliest instant the daemon represents: `1677-09-21T00:12:43.145224192Z` (Int64.min nanoseconds).
+    public static let earliest = Int64.min
+    /// The latest instant the daemon represents: `2262-04-11T23:47:16.854775807Z` (Int64.max nanoseconds).
+    public static let latest = Int64.max
+
     /// Parses `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` into nanoseconds since the Unix epoch.
-    /// `t`/`z` and a space separator are accepted (RFC 3339 §5.6 note); anything else is nil.
+    /// `t`/`z` and a space separator are accepted (RFC 3339 §5.6 note); anything else is nil, and so is a
+    /// well-formed time outside `earliest...latest` (years before 1677 or after 2262): every step of the
+    /// arithmetic is checked, so no text can trap.
     public static func parse(_ text: String) -> Int64? {
         var text = text
         return text.withUTF8 { parse(bytes: $0) }
@@ -66,9 +73,17 @@ public enum RFC3339 {
             return nil
         }
         guard index == bytes.count else { return nil }
+        // Years have four digits, so days and seconds fit easily; only the nanoseconds can leave Int64.
         let days = daysFromCivil(year: year, month: month, day: day)
         let seconds = Int64(days) * 86_400 + Int64(hour * 3600 + minute * 60 + second - offsetSeconds)
-        return seconds * 1_000_000_000 + nanos
+        // Before 1970 with a fraction, borrow one second so that the earliest instant (whose whole seconds alone
+        // lie below Int64.min nanoseconds) is reached from above.
+        let borrow: Int64 = seconds < 0 && nanos > 0 ? 1 : 0
+        let (scaled, overflowed) = (seconds + borrow).multipliedReportingOverflow(by: 1_000_000_000)
+        guard !overflowed else { return nil }
+        let (total, overflowedSum) = scaled.addingReportingOverflow(nanos - borrow * 1_000_000_000)
+        guard !overflowedSum else { return nil }
+        return total
     }
 
     /// Formats nanoseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ` (UTC, milliseconds).
