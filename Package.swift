@@ -12,6 +12,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // C interop: system libraries and a tiny shim for what Glibc does not export.
@@ -20,7 +21,8 @@ let package = Package(
         .target(name: "CSysShims"),
 
         // Layers: devstatusd → DeviceStatus → {MQTT, Storage, HTTP1} → C modules.
-        .target(name: "MQTT", dependencies: ["CMosquitto", "CSysShims", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "MQTT", dependencies: ["CMosquitto", "CSysShims", .product(name: "Logging", package: "swift-log")]),
         .target(name: "Storage", dependencies: ["CLevelDB"]),
         .target(
             name: "HTTP1", dependencies: ["CSysShims", .product(name: "Logging", package: "swift-log")],
@@ -35,6 +37,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -43,6 +46,8 @@ let package = Package(
                 "DeviceStatus", "CSysShims",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
 

@@ -5,13 +5,13 @@ import Logging
 /// running daemon. A configuration with errors is logged, line by line, and the running one stays.
 /// Reloads run one at a time, in signal order.
 actor ConfigReloader {
-    private let daemon: DaemonRunner
+    private let daemon: Daemon
     private let systemd: SystemdService?
     private let logger: Logger
     private let load: @Sendable () throws -> DaemonConfig
 
     init(
-        daemon: DaemonRunner, systemd: SystemdService?, logger: Logger,
+        daemon: Daemon, systemd: SystemdService?, logger: Logger,
         load: @escaping @Sendable () throws -> DaemonConfig
     ) {
         self.daemon = daemon

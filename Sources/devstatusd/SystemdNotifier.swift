@@ -1,6 +1,7 @@
 import DeviceStatus
 import Foundation
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 /// sd_notify(3) without libsystemd: each message is one datagram of `KEY=value` lines sent to the
@@ -74,30 +75,31 @@ struct SystemdNotifier: Sendable {
 
 /// The daemon's conversation with systemd: `READY=1` when `ServiceHealth` says the store is loaded and the port
 /// bound; `STATUS=` whenever the one-line summary changes; `WATCHDOG=1` every `WATCHDOG_USEC/2` while the
-/// registry actor answers; `RELOADING=1` … `READY=1` around a reload; `STOPPING=1` on stop.
-final class SystemdService: Sendable {
+/// registry actor answers; `RELOADING=1` … `READY=1` around a reload; `STOPPING=1` on stop. Follows the
+/// daemon's phases from its creation; the periodic part runs in ``run()``.
+final class SystemdService: Service {
     let notifier: SystemdNotifier
     private let health: ServiceHealth
     private let logger: Logger
     private struct State {
         var lastStatus = ""
         var lastReloadFailed = false
-        var loop: Task<Void, Never>?
     }
     private let state = Mutex(State())
+    /// Yields once the daemon is ready: the periodic part starts then.
+    private let ready: AsyncStream<Void>
+    private let readyInput: AsyncStream<Void>.Continuation
 
     /// `STATUS=` is refreshed at least this often without a watchdog: often enough for `systemctl status`
     /// to look current, rare enough to cost nothing.
     static let statusRefresh: Duration = .seconds(5)
 
+    /// Create it before the daemon starts, so that no phase change is missed.
     init(notifier: SystemdNotifier, health: ServiceHealth, logger: Logger) {
         self.notifier = notifier
         self.health = health
         self.logger = logger
-    }
-
-    /// Starts following the daemon's phases; call before `DaemonRunner.run()`.
-    func start() {
+        (ready, readyInput) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         if let interval = notifier.watchdogInterval {
             logger.debug("systemd watchdog enabled", metadata: ["interval": "\(interval)"])
         }
@@ -106,9 +108,9 @@ final class SystemdService: Sendable {
             case .starting: break
             case .ready:
                 send(["READY=1", "STATUS=" + statusLine()])
-                startLoop()
+                readyInput.yield()
             case .stopping:
-                state.withLock { $0.loop?.cancel() }
+                readyInput.finish()
                 send(["STOPPING=1", "STATUS=stopping"])
             }
         }
@@ -141,10 +143,14 @@ final class SystemdService: Sendable {
         }
     }
 
-    private func startLoop() {
+    /// From `READY=1` until the stop begins: the watchdog ping (while the registry answers) and the status line
+    /// when it changed.
+    func run() async {
+        var readiness = ready.makeAsyncIterator()
+        guard await readiness.next() != nil else { return }
         let watchdog = notifier.watchdogInterval
         let period = watchdog.map { min($0, Self.statusRefresh) } ?? Self.statusRefresh
-        let task = Task { [self] in
+        try? await cancelWhenGracefulShutdown { [self] in
             while !Task.isCancelled {
                 var fields: [String] = []
                 if let watchdog {
@@ -158,12 +164,8 @@ final class SystemdService: Sendable {
                 let status = "STATUS=" + statusLine()
                 if status != state.withLock({ $0.lastStatus }) { fields.append(status) }
                 if !fields.isEmpty, health.phase != .stopping { send(fields) }
-                try? await Task.sleep(for: period)
+                try await Task.sleep(for: period)
             }
-        }
-        state.withLock {
-            $0.loop?.cancel()
-            $0.loop = task
         }
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import DeviceStatus
 import Foundation
 import Logging
+import ServiceLifecycle
 
 /// `devstatusd [options]`: runs the daemon; `devstatusd check-config`: validates a config file.
 struct DevStatusCommand: AsyncParsableCommand {
@@ -36,23 +37,37 @@ struct DevStatusCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap { DaemonLogHandler(label: $0, level: level, journal: journal) }
         let logger = Logger(label: "devstatusd")
 
+        let signals = await DaemonSignals.trap()
         let settings = try resolveSettings()
-        let daemon = DaemonRunner(config: settings, logger: logger)
+        let health = ServiceHealth()
+        // Created before the daemon, so that it sees every phase.
         let systemd = SystemdNotifier.fromEnvironment().map {
-            SystemdService(notifier: $0, health: daemon.health, logger: logger)
+            SystemdService(notifier: $0, health: health, logger: logger)
         }
-        systemd?.start()
-        let command = self
-        let reloader = ConfigReloader(daemon: daemon, systemd: systemd, logger: logger) {
-            try command.resolveSettings()
-        }
-        let signals = SignalHandlers()
-        signals.onTerminate { daemon.requestShutdown() }
-        signals.onReload { Task { await reloader.reload() } }
-        do {
-            try await daemon.run()
-        } catch {
-            throw CLIFailure(code: error.exitCode, message: error.description)
+        let stops = StopRequests()
+        try await withThrowingDiscardingTaskGroup { tasks in
+            tasks.addTask {
+                for await _ in signals.stop { await stops.request() }
+            }
+            let daemon: Daemon
+            do {
+                daemon = try await Daemon.assemble(config: settings, health: health, logger: logger)
+            } catch let failure as DaemonFailure {
+                throw CLIFailure(code: failure.exitCode, message: failure.description)
+            }
+            let command = self
+            let reloader = ConfigReloader(daemon: daemon, systemd: systemd, logger: logger) {
+                try command.resolveSettings()
+            }
+            let reloads = ReloadService(signals: signals.reload, reloader: reloader)
+            let group = daemon.serviceGroup(adding: (systemd.map { [$0] } ?? []) + [reloads])
+            await stops.attach(group)
+            do {
+                try await group.run()
+            } catch {
+                throw CLIFailure(code: (error as? DaemonFailure)?.exitCode ?? 1, message: "\(error)")
+            }
+            tasks.cancelAll()
         }
     }
 

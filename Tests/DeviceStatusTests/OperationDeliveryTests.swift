@@ -144,6 +144,7 @@ import Testing
         let online = OnlineSet()
         let events = DeviceEvents()
         let delivery = try await makeDelivery(try LevelDB(path: directory.file("db")), online: online, events: events)
+        let delivering = Task { await delivery.run() }
         let client = try MQTTClient(
             configuration: MQTTConfiguration(broker: BrokerURL(parsing: broker.url), clientID: "daemon-under-test"),
             logger: Logger(label: "test"))
@@ -204,6 +205,7 @@ import Testing
         await device.stop()
         await client.stop()
         await delivery.stop()
+        await delivering.value
         await broker.stop()
     }
 }

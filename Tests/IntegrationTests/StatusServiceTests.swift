@@ -143,6 +143,20 @@ import Testing
         #expect(await first.stop() == .exited(0))
     }
 
+    @Test func aTakenPortExitsWithCode1AndLeavesNothingRunning() async throws {
+        let broker = try await MosquittoBroker()
+        let first = try await Daemon(brokerURL: broker.url)
+        let second = try await Daemon(brokerURL: broker.url, port: first.port, waitForReady: false)
+        #expect(await second.process.waitForExit(timeout: .seconds(10)) == .exited(1))
+        #expect(second.log.contains("cannot listen on"), "\(second.log)")
+        // The start was refused before the broker link ran: the second daemon never connected or said online.
+        #expect(!second.log.contains("connected to the MQTT broker"), "\(second.log)")
+        // Its data directory was closed again: a daemon on it starts.
+        let third = try await Daemon(brokerURL: broker.url, directory: second.directory)
+        #expect(await third.stop() == .exited(0))
+        #expect(await first.stop() == .exited(0))
+    }
+
     @Test func loadsTwentyThousandRetainedDevicesWithNoneLost() async throws {
         let broker = try await MosquittoBroker()
         let client = try await connectedClient(broker)

@@ -21,26 +21,20 @@ public final class DeviceDirectory: Sendable {
 
     public let table: DeviceTable
     public let watch: WatchSnapshot
-    private let providers = Mutex<Providers>(Providers())
+    private let agentInfo: (@Sendable (String) -> AgentInfo?)?
+    private let operationCounts: (@Sendable (DeviceKey) -> [(String, Int)])?
 
-    struct Providers {
-        var agent: (@Sendable (String) -> AgentInfo?)?
-        var operationCounts: (@Sendable (DeviceKey) -> [(String, Int)])?
-    }
-
-    public init(table: DeviceTable, watch: WatchSnapshot) {
+    /// - Parameters:
+    ///   - agents: an agent's name → its process (e.g. `AgentSupervisor.info`); default none.
+    ///   - operationCounts: one device → its operations by status name; default none.
+    public init(
+        table: DeviceTable, watch: WatchSnapshot, agents: (@Sendable (String) -> AgentInfo?)? = nil,
+        operationCounts: (@Sendable (DeviceKey) -> [(String, Int)])? = nil
+    ) {
         self.table = table
         self.watch = watch
-    }
-
-    /// Where agent data comes from: the agent's name → its process.
-    public func setAgentProvider(_ provider: @escaping @Sendable (String) -> AgentInfo?) {
-        providers.withLock { $0.agent = provider }
-    }
-
-    /// Where operation counts come from: status name → count, for one device.
-    public func setOperationCountsProvider(_ provider: @escaping @Sendable (DeviceKey) -> [(String, Int)]) {
-        providers.withLock { $0.operationCounts = provider }
+        self.agentInfo = agents
+        self.operationCounts = operationCounts
     }
 
     /// The overall status and which signal decided it.
@@ -118,7 +112,7 @@ public final class DeviceDirectory: Sendable {
         let record = table.record(for: key)
         let info = watch.info(forPath: key.path)
         guard let judgement = Self.judge(record: record, watch: info) else { return nil }
-        let (agentProvider, countsProvider) = providers.withLock { ($0.agent, $0.operationCounts) }
+        let (agentProvider, countsProvider) = (agentInfo, operationCounts)
         var members: [(String, String)] = [
             ("type", JSONText.quote(key.type)), ("id", JSONText.quote(key.id)),
             ("status", JSONText.quote(judgement.state.rawValue)),

@@ -119,7 +119,7 @@ public final class AgentSupervisor: Sendable {
     // MARK: Reading
 
     /// The agent's process now (pid nil while it is down), its start (wall-clock ns) and restart count; nil for a
-    /// name that is not a configured agent. Fit for ``DeviceDirectory/setAgentProvider(_:)``.
+    /// name that is not a configured agent. Fit for ``DeviceDirectory/init(table:watch:agents:operationCounts:)``.
     public func info(_ name: String) -> DeviceDirectory.AgentInfo? {
         shared.withLock { $0.info[name] }
     }

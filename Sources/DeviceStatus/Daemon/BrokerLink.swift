@@ -1,23 +1,35 @@
 import Logging
 import MQTT
+import ServiceLifecycle
 import Synchronization
 
-/// Everything between the broker and the daemon's components: the client's settings, the union of the
+/// Everything between the broker and the daemon's components: the client and its settings, the union of the
 /// components' subscriptions, the ingestion loop, `B/daemon` online/offline, and the marker that tells when the
-/// retained replay is through.
-struct BrokerLink: Sendable {
+/// retained replay is through. Runs (connects, ingests, follows the connection) in ``run()``; on a graceful
+/// shutdown publishes `B/daemon offline` and disconnects.
+struct BrokerLink: Service {
     let config: DaemonConfig
     let components: [any BrokerComponent]
     let readiness: Readiness
     let logger: Logger
+    /// Created (not connected) with the link: its settings are checked at assembly.
+    let client: MQTTClient
 
     var baseTopic: String { config.mqtt.baseTopic }
     var daemonTopic: String { baseTopic + "/daemon" }
     /// Our own marker topic. The broker answers a subscription's retained messages before anything published
     /// after it on the same connection, so when our marker comes back, the replay before it is through.
     var syncTopic: String { baseTopic + "/sync/" + config.mqtt.clientid }
+    /// How often the replay marker is published again while it has not come back: a marker lost with the
+    /// connection must not leave `/readyz` at 503.
+    static let markerRepeat: Duration = .seconds(2)
 
-    func makeClient() throws -> MQTTClient {
+    /// - Throws: what the broker settings have wrong (a URL that does not parse, TLS files libmosquitto refuses).
+    init(config: DaemonConfig, components: [any BrokerComponent], readiness: Readiness, logger: Logger) throws {
+        self.config = config
+        self.components = components
+        self.readiness = readiness
+        self.logger = logger
         let mqtt = config.mqtt
         var settings = MQTTConfiguration(broker: try BrokerURL(parsing: mqtt.serverAddress), clientID: mqtt.clientid)
         settings.user = mqtt.user.isEmpty ? nil : mqtt.user
@@ -27,10 +39,10 @@ struct BrokerLink: Sendable {
         settings.caFile = mqtt.cafile.isEmpty ? nil : mqtt.cafile
         settings.certFile = mqtt.certfile.isEmpty ? nil : mqtt.certfile
         settings.keyFile = mqtt.keyfile.isEmpty ? nil : mqtt.keyfile
-        settings.will = MQTTWill(topic: daemonTopic, payload: Array("offline".utf8), qos: 1, retain: true)
-        let client = try MQTTClient(configuration: settings, logger: logger)
+        settings.will = MQTTWill(
+            topic: mqtt.baseTopic + "/daemon", payload: Array("offline".utf8), qos: 1, retain: true)
+        self.client = try MQTTClient(configuration: settings, logger: logger)
         try client.setSubscriptions(subscriptions)
-        return client
     }
 
     /// The components' filters, each once with the highest QoS and every option asked for, in the order first
@@ -52,30 +64,38 @@ struct BrokerLink: Sendable {
         return order.map { ($0, qos[$0]!) } + [(syncTopic, 1)]
     }
 
-    struct Tasks {
-        let ingest: Task<Void, Never>
-        let events: Task<Void, Never>
+    /// Connects, hands every batch to the components and follows the connection until a graceful shutdown (or
+    /// cancellation); then stops the client, which ends both loops.
+    func run() async {
+        client.start()
+        let marker = SyncMarker()
+        await withDiscardingTaskGroup { group in
+            group.addTask { await ingest(marker: marker) }
+            group.addTask { await followConnection(marker: marker) }
+            try? await gracefulShutdown()
+            await stop()
+        }
     }
 
-    func startTasks(client: MQTTClient) -> Tasks {
-        let marker = SyncMarker()
-        let ingest = Task {
-            for await batch in client.messageBatches {
-                var markerSeen = false
-                var messages = batch
-                if let index = messages.firstIndex(where: { $0.topic == syncTopic }) {
-                    let text = String(decoding: messages[index].payload, as: UTF8.self)
-                    markerSeen = marker.current == text
-                    messages.removeAll { $0.topic == syncTopic }
-                }
-                for component in components { await component.consume(messages) }
-                if markerSeen, !readiness.replayFinished {
-                    readiness.replayDidFinish()
-                    logger.info("retained replay received; ready")
-                }
+    private func ingest(marker: SyncMarker) async {
+        for await batch in client.messageBatches {
+            var markerSeen = false
+            var messages = batch
+            if let index = messages.firstIndex(where: { $0.topic == syncTopic }) {
+                let text = String(decoding: messages[index].payload, as: UTF8.self)
+                markerSeen = marker.current == text
+                messages.removeAll { $0.topic == syncTopic }
+            }
+            for component in components { await component.consume(messages) }
+            if markerSeen, !readiness.replayFinished {
+                readiness.replayDidFinish()
+                logger.info("retained replay received; ready")
             }
         }
-        let events = Task {
+    }
+
+    private func followConnection(marker: SyncMarker) async {
+        await withDiscardingTaskGroup { markers in
             for await event in client.connectionEvents {
                 switch event {
                 case .connected:
@@ -83,33 +103,35 @@ struct BrokerLink: Sendable {
                     client.publishNoWait(topic: daemonTopic, payload: Array("online".utf8), qos: 1, retain: true)
                     let nonce = "\(UInt64.random(in: 1...UInt64.max))"
                     marker.current = nonce
-                    // Repeated until seen: a marker lost with the connection must not leave /readyz at 503.
-                    Task {
-                        while !readiness.replayFinished, marker.current == nonce, !Task.isCancelled {
-                            client.publishNoWait(topic: syncTopic, payload: Array(nonce.utf8), qos: 1, retain: false)
-                            try? await Task.sleep(for: .seconds(2))
-                        }
-                    }
+                    markers.addTask { await repeatMarker(nonce, marker: marker) }
                     for component in components { await component.brokerConnected(client) }
                 case .disconnected(let reason):
                     readiness.mqtt(connected: false)
                     logger.debug("broker connection lost", metadata: ["reason": "\(reason)"])
                 }
             }
+            // The client stopped: markers still repeating have nobody to reach.
+            markers.cancelAll()
         }
-        return Tasks(ingest: ingest, events: events)
     }
 
-    /// Publishes `B/daemon offline` (the Last Will is not sent on a clean disconnect), then disconnects.
-    func stop(client: MQTTClient, tasks: Tasks) async {
+    /// Publishes the marker until it has come back or a newer connection has a marker of its own.
+    private func repeatMarker(_ nonce: String, marker: SyncMarker) async {
+        while !readiness.replayFinished, marker.current == nonce {
+            client.publishNoWait(topic: syncTopic, payload: Array(nonce.utf8), qos: 1, retain: false)
+            do { try await Task.sleep(for: Self.markerRepeat) } catch { return }
+        }
+    }
+
+    /// Publishes `B/daemon offline` (the Last Will is not sent on a clean disconnect), then disconnects; the
+    /// client's streams end, and with them both loops.
+    private func stop() async {
         if client.isConnected {
             // Bounded: a broker that has gone quiet must not hold up the stop.
             try? await client.publish(
                 topic: daemonTopic, payload: Array("offline".utf8), qos: 1, retain: true, timeout: .seconds(1))
         }
         await client.stop()
-        tasks.events.cancel()
-        tasks.ingest.cancel()
     }
 }
 

@@ -1,4 +1,5 @@
 import HTTP1
+import ServiceLifecycle
 import Synchronization
 
 /// `GET /events` (SPEC §4.2): every status transition as a Server-Sent Event,
@@ -14,7 +15,7 @@ import Synchronization
 ///
 /// `publish` runs on the emitter's actor: it formats each event once (only while someone listens) and queues the
 /// bytes on each stream's event loop; a client that stops reading is cut off by the server (1 MiB buffered).
-public final class StatusEventStream: Sendable {
+public final class StatusEventStream: Service {
     /// Events kept for `Last-Event-ID` resumption: a client away for a reconnect or two loses nothing.
     public static let ringCapacity = 1024
     /// Default heartbeat: well below common proxy read timeouts (nginx: 60 s).
@@ -124,6 +125,18 @@ public final class StatusEventStream: Sendable {
             return state.heartbeat
         }
         previous?.cancel()
+    }
+
+    /// Sends heartbeats until a graceful shutdown, then ends every open stream (``stop()``).
+    public func run() async {
+        let interval = heartbeatInterval
+        try? await cancelWhenGracefulShutdown {
+            while true {
+                try await Task.sleep(for: interval)
+                self.sendHeartbeat()
+            }
+        }
+        stop()
     }
 
     /// Stops the heartbeat and ends every open stream (their connections close once sent); later streams end at once.

@@ -3,7 +3,7 @@ import Synchronization
 
 /// What the daemon tells its service manager (systemd's sd_notify, in `devstatusd`): where it is in its life,
 /// a one-line status, and whether the registry actor still answers (the watchdog's proof of life).
-/// `DaemonRunner` feeds it; observers are told every phase change.
+/// `Daemon` feeds it; observers are told every phase change.
 public final class ServiceHealth: Sendable {
     public enum Phase: Sendable, Equatable {
         /// Opening and loading the store, binding the port.
@@ -37,16 +37,16 @@ public final class ServiceHealth: Sendable {
 
     /// - Parameter devices: devices by overall status, for the status line.
     func attach(
-        registry: StatusRegistry, readiness: Readiness, devices: @escaping @Sendable () -> [DeviceState: Int]
+        registry: StatusRegistry, readiness: Readiness, client: MQTTClient? = nil,
+        devices: @escaping @Sendable () -> [DeviceState: Int]
     ) {
         state.withLock {
             $0.registry = registry
             $0.readiness = readiness
+            $0.client = client
             $0.devices = devices
         }
     }
-
-    func attach(client: MQTTClient) { state.withLock { $0.client = client } }
 
     func enter(_ phase: Phase) {
         let observers = state.withLock { state -> [@Sendable (Phase) -> Void] in

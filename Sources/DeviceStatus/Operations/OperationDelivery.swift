@@ -1,5 +1,6 @@
 import Logging
 import MQTT
+import ServiceLifecycle
 import Storage
 
 /// Delivers pending operations (SPEC §4.3): creates and cancels them durably, and when a device comes online sends
@@ -41,7 +42,6 @@ public actor OperationDelivery {
     private var timerDeadline: Int64?
     private let onlineSignals: AsyncStream<DeviceKey>
     private nonisolated let onlineSignalInput: AsyncStream<DeviceKey>.Continuation
-    private var listener: Task<Void, Never>?
 
     /// - Parameters:
     ///   - store: the daemon's LevelDB (operations live under `o/`).
@@ -71,8 +71,8 @@ public actor OperationDelivery {
     }
 
     /// Loads every stored operation (an operation found SENDING counts one attempt and returns to QUEUED; TTLs that
-    /// passed while the daemon was down expire) and starts listening for online signals. Call once, before the
-    /// HTTP port opens.
+    /// passed while the daemon was down expire). Call once, before the HTTP port opens; online signals are acted on
+    /// while ``run()`` runs.
     /// - Returns: the number of operations loaded.
     @discardableResult
     public func load() throws -> Int {
@@ -91,11 +91,6 @@ public actor OperationDelivery {
         if recovered > 0 {
             logger.notice("operations found SENDING returned to QUEUED", metadata: ["count": "\(recovered)"])
         }
-        if listener == nil {
-            listener = Task {
-                for await device in onlineSignals { pump(device) }
-            }
-        }
         rescheduleTimer()
         return loaded.count
     }
@@ -103,10 +98,15 @@ public actor OperationDelivery {
     /// Tells delivery that `device` came online (what `DeviceEvents` online signals do). Safe from any thread.
     public nonisolated func deviceCameOnline(_ device: DeviceKey) { onlineSignalInput.yield(device) }
 
-    /// Stops listening and cancels the timer; attempts in flight end on their own.
+    /// Starts delivery for each device that comes online, until ``stop()`` or a graceful shutdown; then stops.
+    public func run() async {
+        for await device in onlineSignals.cancelOnGracefulShutdown() { pump(device) }
+        stop()
+    }
+
+    /// Stops listening (``run()`` returns) and cancels the timer; attempts in flight end on their own.
     public func stop() {
         onlineSignalInput.finish()
-        listener?.cancel()
         timer?.cancel()
     }
 
@@ -299,6 +299,8 @@ public actor OperationDelivery {
         rescheduleTimer()
     }
 }
+
+extension OperationDelivery: Service {}
 
 extension OperationDelivery: BrokerComponent {
     /// None up front: ack topics are subscribed when an operation that needs one is first sent (and then renewed

@@ -1,12 +1,13 @@
 import Logging
 import MQTT
+import ServiceLifecycle
 import Storage
 import Synchronization
 
 /// IotMonitor's job, done strictly (SPEC §3 watchdog rules, §5, §6): per-device watchdogs on the configured watch
 /// topics, `B/expire/<name>` and `B/status/<name>` on every transition, the `B/up` counter, and state restoration
 /// on hello and at daemon start.
-public actor WatchService: BrokerComponent {
+public actor WatchService: BrokerComponent, Service {
     /// How often the clock is checked at most: bounds the lateness of an expiry whose deadline was filed while the
     /// timer slept (a device coming back with a short timeout). Ten wake-ups a second cost nothing measurable.
     static let maximumSleep: Int64 = 100_000_000
@@ -30,8 +31,6 @@ public actor WatchService: BrokerComponent {
     /// How long an echo of our own publication is expected: far above a local broker's round trip.
     static let echoWindow: Int64 = 5_000_000_000
     private var restoredAtStart = false
-    private var timer: Task<Void, Never>?
-    private var upCounter: Task<Void, Never>?
     /// Wall-clock nanoseconds at daemon start: the "last activity" of a device never seen.
     private let startedAt: Int64
 
@@ -105,27 +104,26 @@ public actor WatchService: BrokerComponent {
         return (added, removed)
     }
 
-    /// Starts the timer that expires silent devices and the `B/up` counter.
-    public func start() {
-        timer = Task { [weak self] in
-            while !Task.isCancelled, let self {
-                let pause = await self.tick()
-                try? await Task.sleep(for: .nanoseconds(pause))
+    /// Expires silent devices on time and counts `B/up` once a second, until a graceful shutdown.
+    public nonisolated func run() async {
+        await cancelWhenGracefulShutdown {
+            await withDiscardingTaskGroup { group in
+                group.addTask { [self] in
+                    while !Task.isCancelled {
+                        let pause = await tick()
+                        try? await Task.sleep(for: .nanoseconds(pause))
+                    }
+                }
+                group.addTask { [self] in
+                    var count = 0
+                    while !Task.isCancelled {
+                        do { try await Task.sleep(for: .seconds(1)) } catch { return }
+                        count += 1
+                        await client?.publishNoWait(topic: baseTopic + "/up", payload: Array("\(count)".utf8))
+                    }
+                }
             }
         }
-        upCounter = Task { [weak self] in
-            var count = 0
-            while !Task.isCancelled, let self {
-                try? await Task.sleep(for: .seconds(1))
-                count += 1
-                await self.client?.publishNoWait(topic: self.baseTopic + "/up", payload: Array("\(count)".utf8))
-            }
-        }
-    }
-
-    public func stop() {
-        timer?.cancel()
-        upCounter?.cancel()
     }
 
     public func brokerConnected(_ client: MQTTClient) async {

@@ -2,10 +2,11 @@ import Foundation
 import HTTP1
 import Logging
 import MQTT
+import ServiceLifecycle
 import Storage
 import Synchronization
 
-/// Why the daemon could not run, with the exit code SPEC §1 gives it.
+/// Why the daemon could not run, with the exit code the manual gives it.
 public struct DaemonFailure: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable { case badConfiguration, dataDirectory, listen }
     public let kind: Kind
@@ -15,28 +16,70 @@ public struct DaemonFailure: Error, Sendable, CustomStringConvertible {
     public var exitCode: Int32 { kind == .dataDirectory ? 2 : 1 }
 }
 
-/// The running daemon: opens the store, loads it, opens the HTTP port, connects to the broker, ingests until asked
-/// to stop, then stops in reverse order.
-public final class DaemonRunner: Sendable {
-    private let config: DaemonConfig
+/// The daemon's composition root. ``assemble(config:health:logger:)`` does everything that can refuse a start
+/// (the data directory, the stored state, the broker settings, the HTTP port), in that order, closing what it
+/// opened when a later step fails; it hands every component its dependencies in `init`. ``services`` then run
+/// as one `ServiceGroup`: started in the order listed, stopped in reverse on a graceful shutdown (SIGTERM).
+public final class Daemon: Sendable {
+    /// The components, in start order: the store, the broker link, the watchdog, operation delivery, the agents,
+    /// the HTTP server, the event stream, and last the serving phase (what `/readyz`, the status line and systemd
+    /// see). A graceful shutdown stops them in reverse: streams end, in-flight requests get 3 s, agents are left
+    /// running for the next daemon to adopt, `B/daemon offline` is published, and the store is synced and closed.
+    public let services: [any Service]
+    /// What `/metrics` reports.
+    public let metrics: DaemonMetrics
+    /// Phase, status line and liveness probe for the service manager.
+    public let health: ServiceHealth
+    /// The HTTP port actually bound (the configured one, or the one the kernel chose for port 0).
+    public let port: Int
     private let logger: Logger
-    private let shutdown = ShutdownSignal()
-    /// What `/metrics` reports; parts of the daemon report into it.
-    public let metrics = DaemonMetrics()
-    /// Phase, status line and liveness probe for the service manager (sd_notify in `devstatusd`).
-    public let health = ServiceHealth()
-    private let live: Mutex<LiveState>
+    private let registry: StatusRegistry
+    private let watch: WatchService
+    private let link: BrokerLink
+    /// The configuration in effect: the start one with what reloads applied.
+    private let running: Mutex<DaemonConfig>
 
-    public init(config: DaemonConfig, logger: Logger) {
-        self.config = config
+    private init(
+        services: [any Service], metrics: DaemonMetrics, health: ServiceHealth, port: Int, config: DaemonConfig,
+        registry: StatusRegistry, watch: WatchService, link: BrokerLink, logger: Logger
+    ) {
+        self.services = services
+        self.metrics = metrics
+        self.health = health
+        self.port = port
+        self.running = Mutex(config)
+        self.registry = registry
+        self.watch = watch
+        self.link = link
         self.logger = logger
-        self.live = Mutex(LiveState(config: config))
     }
 
-    /// Asks a running `run()` to stop gracefully. Safe from any thread, any number of times.
-    public func requestShutdown() { shutdown.fire() }
+    /// How long a graceful stop may take before what is left is cancelled: in-flight requests get 3 s of it,
+    /// the broker and the store the rest.
+    public static let stopDeadline: Duration = .seconds(5)
 
-    public func run() async throws(DaemonFailure) {
+    /// The group that runs ``services`` followed by `extra` (e.g. the service manager's notifier, placed so that
+    /// it stops before the daemon's own parts). A part that ends or fails stops the others gracefully.
+    public func serviceGroup(adding extra: [any Service] = []) -> ServiceGroup {
+        let all = services.dropLast() + extra + [services.last!]
+        var configuration = ServiceGroupConfiguration(
+            services: all.map {
+                .init(
+                    service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
+                    failureTerminationBehavior: .gracefullyShutdownGroup)
+            },
+            logger: logger)
+        configuration.maximumGracefulShutdownDuration = Self.stopDeadline
+        return ServiceGroup(configuration: configuration)
+    }
+
+    /// Builds the daemon from `config`: opens and loads the store, the operations, the broker client's settings,
+    /// then binds the HTTP port. Nothing runs yet but the HTTP server's loops (which answer `/readyz` with 503
+    /// until the retained replay is through).
+    /// - Throws: ``DaemonFailure``; whatever was opened before the failure is closed again.
+    public static func assemble(
+        config: DaemonConfig, health: ServiceHealth = ServiceHealth(), logger: Logger
+    ) async throws(DaemonFailure) -> Daemon {
         logger.debug(
             "configuration",
             metadata: [
@@ -44,12 +87,23 @@ public final class DaemonRunner: Sendable {
                 "dataDir": "\(config.storage.dataDir)", "watched": "\(config.watched.count)",
                 "statusTopics": "\(config.status.topics.map(\.text).joined(separator: ","))",
             ])
-        let store = try openStore()
-        defer { store.close() }
+        let store = try openStore(config.storage.dataDir)
+        do {
+            return try await assemble(config: config, store: store, health: health, logger: logger)
+        } catch {
+            store.close()
+            throw error
+        }
+    }
+
+    private static func assemble(
+        config: DaemonConfig, store: LevelDB, health: ServiceHealth, logger: Logger
+    ) async throws(DaemonFailure) -> Daemon {
+        let metrics = DaemonMetrics()
         let table = DeviceTable()
         let readiness = Readiness()
-        let patterns = config.status.topics.compactMap { try? StatusTopicPattern($0) }
         let events = DeviceEvents()
+        let patterns = config.status.topics.compactMap { try? StatusTopicPattern($0) }
         let registry = StatusRegistry(
             store: store, table: table, patterns: patterns, organization: config.status.org, events: events,
             logger: logger, onStoreWrite: { [metrics] in metrics.recordStoreWrite($0) },
@@ -68,36 +122,46 @@ public final class DaemonRunner: Sendable {
         history.observe(events)
         let eventStream = StatusEventStream()
         eventStream.observe(events)
-        eventStream.start()
-        live.withLock { $0.registry = registry }
         let watch = WatchService(
             devices: config.watched, baseTopic: config.mqtt.baseTopic, store: store, events: events, logger: logger)
-        let directory = DeviceDirectory(table: table, watch: watch.snapshot)
-        // Devices by overall status (status topic and watchdog together) for the status line and /metrics.
-        health.attach(registry: registry, readiness: readiness, devices: { directory.countsByState() })
-        metrics.sample(registry: registry, devices: { directory.countsByState() })
-        let agents = AgentSupervisor(
-            watched: config.watched, dataDirectory: config.storage.dataDir, baseTopic: config.mqtt.baseTopic,
-            logger: logger, onRestart: { [metrics] in metrics.agentRestarted($0) })
-        for agent in agents.agents { metrics.registerAgent(agent.name) }
-        agents.observe(events)
-        directory.setAgentProvider { agents.info($0) }
         let operations = OperationDelivery(
             store: store, settings: config.operations, events: events,
-            isOnline: { directory.judgement(for: $0)?.state == .online }, logger: logger)
+            isOnline: { [snapshot = watch.snapshot] key in
+                DeviceDirectory.judge(record: table.record(for: key), watch: snapshot.info(forPath: key.path))?
+                    .state == .online
+            }, logger: logger)
         do {
             try await operations.load()
         } catch {
             throw DaemonFailure(kind: .dataDirectory, description: "\(error)")
         }
-        directory.setOperationCountsProvider { key in
-            let counts = operations.table.counts(for: key)
-            return OperationStatus.allCases.map { ($0.rawValue, counts[$0] ?? 0) }
+        let link: BrokerLink
+        do {
+            link = try BrokerLink(
+                config: config, components: [registry, watch, operations], readiness: readiness, logger: logger)
+        } catch {
+            throw DaemonFailure(kind: .badConfiguration, description: "\(error)")
         }
+        let agents = AgentSupervisor(
+            watched: config.watched, dataDirectory: config.storage.dataDir, baseTopic: config.mqtt.baseTopic,
+            logger: logger, onRestart: { [metrics] in metrics.agentRestarted($0) })
+        for agent in agents.agents { metrics.registerAgent(agent.name) }
+        agents.observe(events)
+        let directory = DeviceDirectory(
+            table: table, watch: watch.snapshot, agents: { agents.info($0) },
+            operationCounts: { key in
+                let counts = operations.table.counts(for: key)
+                return OperationStatus.allCases.map { ($0.rawValue, counts[$0] ?? 0) }
+            })
+        // Devices by overall status (status topic and watchdog together) for the status line and /metrics.
+        health.attach(
+            registry: registry, readiness: readiness, client: link.client, devices: { directory.countsByState() })
+        metrics.sample(registry: registry, devices: { directory.countsByState() })
         metrics.addSampler { [metrics] in
             metrics.setOperations(
                 Dictionary(uniqueKeysWithValues: operations.table.totals().map { ($0.key.rawValue, $0.value) }))
         }
+        metrics.sample(client: link.client)
 
         let api = StatusAPI(
             directory: directory, readiness: readiness,
@@ -108,58 +172,28 @@ public final class DaemonRunner: Sendable {
         let server = HTTPServer(
             configuration: config.http.server, responder: router, logger: logger,
             onResponse: { [metrics] in metrics.record($0) })
-        let boundPort: Int
+        // Bound last: a port that is taken fails the start before anything else runs.
+        let port: Int
         do {
-            boundPort = try server.start()
+            port = try server.start()
         } catch {
             throw DaemonFailure(
                 kind: .listen, description: "cannot listen on \(config.http.bind):\(config.http.port): \(error)")
         }
-        _ = boundPort
 
-        let link = BrokerLink(
-            config: config, components: [registry, watch, operations], readiness: readiness, logger: logger)
-        let client: MQTTClient
-        do {
-            client = try link.makeClient()
-        } catch {
-            server.shutdown(gracePeriod: .seconds(1))
-            throw DaemonFailure(kind: .badConfiguration, description: "\(error)")
-        }
-        client.start()
-        let tasks = link.startTasks(client: client)
-        await watch.start()
-        agents.start(publish: AgentSupervisor.publisher(client))
-        live.withLock {
-            $0.watch = watch
-            $0.link = link
-            $0.client = client
-        }
-
-        metrics.sample(client: client)
-        health.attach(client: client)
-        health.enter(.ready(port: boundPort))
-
-        await shutdown.wait()
-        logger.info("stopping")
-        health.enter(.stopping)
-        // Event streams never end by themselves: end them now rather than at the end of the grace period.
-        eventStream.stop()
-        // In-flight requests get 3 s of the 5 s a stop may take; the rest is for the broker and the store.
-        await server.gracefulShutdown(gracePeriod: .seconds(3))
-        // Agents keep running for the next daemon to adopt (SPEC §7; the unit needs KillMode=process).
-        await agents.stop()
-        await operations.stop()
-        await watch.stop()
-        await link.stop(client: client, tasks: tasks)
-        history.flush()
-        // Everything written so far reaches the disk, not only the page cache.
-        do {
-            try store.write(WriteBatch(), sync: true)
-        } catch {
-            logger.error("could not flush the store", metadata: ["error": "\(error)"])
-        }
-        logger.info("stopped")
+        let services: [any Service] = [
+            StoreService(store: store, history: history, logger: logger),
+            link,
+            watch,
+            operations,
+            AgentService(supervisor: agents, publish: AgentSupervisor.publisher(link.client)),
+            HTTPService(server: server),
+            eventStream,
+            ServingPhase(health: health, port: port, logger: logger),
+        ]
+        return Daemon(
+            services: services, metrics: metrics, health: health, port: port, config: config, registry: registry,
+            watch: watch, link: link, logger: logger)
     }
 
     /// What a configuration reload changed, and what waits for a restart.
@@ -175,33 +209,22 @@ public final class DaemonRunner: Sendable {
         }
     }
 
-    private struct LiveState {
-        /// The configuration in effect: the start one with what reloads applied.
-        var config: DaemonConfig
-        var registry: StatusRegistry?
-        var watch: WatchService?
-        var link: BrokerLink?
-        var client: MQTTClient?
-    }
-
     /// Applies a re-read configuration (SIGHUP) to the running daemon without losing any status: `[status] org`
     /// and the `[device_*]` sections (added, removed, changed; subscriptions follow); every other change is
     /// reported in `needsRestart` (and keeps being reported by later reloads until a restart).
     public func reload(_ newConfig: DaemonConfig) async -> ReloadResult {
-        let (running, registry, watch, link, client) = live.withLock {
-            ($0.config, $0.registry, $0.watch, $0.link, $0.client)
-        }
+        let running = self.running.withLock { $0 }
         var result = ReloadResult()
         var effective = running
         // Watched devices: a device keeping its name keeps its watchdog; subscriptions follow the new set.
         // Agents' processes are not touched by a reload: an [agent_*] whose exec changed waits for a restart.
         let devicesOf = { (config: DaemonConfig) in config.watched.filter { $0.kind == .device } }
         let agentsOf = { (config: DaemonConfig) in config.watched.filter { $0.kind == .agent } }
-        if devicesOf(newConfig) != devicesOf(running), let watch, let link, let client {
+        if devicesOf(newConfig) != devicesOf(running) {
             let watched = devicesOf(newConfig) + agentsOf(running)
             let change = await watch.reconfigure(devices: watched)
             do {
-                try client.setSubscriptions(link.subscriptions)
+                try link.client.setSubscriptions(link.subscriptions)
             } catch {
                 logger.error("could not update subscriptions after reload", metadata: ["error": "\(error)"])
             }
@@ -214,7 +237,7 @@ public final class DaemonRunner: Sendable {
                     "removed": "\(change.removed.joined(separator: ","))",
                 ])
         }
-        if newConfig.status.org != running.status.org, let registry {
+        if newConfig.status.org != running.status.org {
             await registry.setConfiguredOrganization(newConfig.status.org)
             effective.status.org = newConfig.status.org
             result.applied.append("[status] org")
@@ -236,12 +259,11 @@ public final class DaemonRunner: Sendable {
         ]
         result.needsRestart = pending.filter(\.1).map(\.0)
         let settled = effective
-        live.withLock { $0.config = settled }
+        self.running.withLock { $0 = settled }
         return result
     }
 
-    private func openStore() throws(DaemonFailure) -> LevelDB {
-        let path = config.storage.dataDir
+    private static func openStore(_ path: String) throws(DaemonFailure) -> LevelDB {
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
@@ -253,31 +275,6 @@ public final class DaemonRunner: Sendable {
             return try LevelDB(path: path)
         } catch {
             throw DaemonFailure(kind: .dataDirectory, description: error.description)
-        }
-    }
-}
-
-/// A one-shot "stop now" that any thread can fire and one task awaits.
-final class ShutdownSignal: Sendable {
-    private let state = Mutex<(fired: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
-
-    func fire() {
-        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
-            state.fired = true
-            defer { state.waiter = nil }
-            return state.waiter
-        }
-        waiter?.resume()
-    }
-
-    func wait() async {
-        await withCheckedContinuation { continuation in
-            let resumeNow = state.withLock { state -> Bool in
-                if state.fired { return true }
-                state.waiter = continuation
-                return false
-            }
-            if resumeNow { continuation.resume() }
         }
     }
 }
