@@ -242,7 +242,7 @@ public final class Daemon: Sendable {
             effective.status.org = newConfig.status.org
             result.applied.append("[status] org")
         }
-        if newConfig.status.maxClockSkew != running.status.maxClockSkew, let registry {
+        if newConfig.status.maxClockSkew != running.status.maxClockSkew {
             await registry.setClockSkew(ClockSkewLimit(seconds: newConfig.status.maxClockSkew))
             effective.status.maxClockSkew = newConfig.status.maxClockSkew
             result.applied.append("[status] maxClockSkew")
