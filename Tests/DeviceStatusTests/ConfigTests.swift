@@ -146,7 +146,7 @@ private func filters(_ texts: String...) throws -> [TopicFilter] { try texts.map
         }
         #expect(
             Set(Mirror(reflecting: ConfigLoader.defaults).children.compactMap(\.label)) == [
-                "mqtt", "http", "status", "storage", "operations", "watched",
+                "mqtt", "http", "status", "storage", "operations", "watched", "presence",
             ])
     }
 

@@ -4,7 +4,7 @@ import Synchronization
 /// pending operations. Reads only snapshots, never awaits an actor.
 ///
 /// A device judged from several signals takes the least favourable one: expired (watchdog) before offline
-/// (status topic) before online; `unknown` when no signal has said anything yet (e.g. a watched device still in
+/// before sleeping before online; `unknown` when no signal has said anything yet (e.g. a watched device still in
 /// its grace period, never seen).
 public final class DeviceDirectory: Sendable {
     /// What an agent supervisor says of one agent (filled in by the agent supervisor).
@@ -59,10 +59,15 @@ public final class DeviceDirectory: Sendable {
         guard record != nil || watch != nil else { return nil }
         var fromStatus: Judgement?
         if let record {
-            let state: DeviceState = record.action == .connect ? .online : .offline
+            let reason: String
+            if record.source == .mon {
+                reason = record.action == .connect ? "Connect" : "Disconnect"
+            } else {
+                reason = record.reason ?? record.status.state.rawValue
+            }
             fromStatus = Judgement(
-                state: state, source: "status", since: record.time, lastSeen: record.time,
-                reason: record.action == .connect ? "Connect" : "Disconnect")
+                state: record.status.state, source: record.source.name, since: record.time, lastSeen: record.time,
+                reason: reason)
         }
         var fromWatch: Judgement?
         if let watch, watch.watched {
@@ -81,7 +86,7 @@ public final class DeviceDirectory: Sendable {
             }
         }
         let candidates = [fromWatch, fromStatus].compactMap { $0 }
-        let rank: [DeviceState: Int] = [.expired: 0, .offline: 1, .online: 2, .unknown: 3]
+        let rank: [DeviceState: Int] = [.expired: 0, .offline: 1, .sleeping: 2, .online: 3, .unknown: 4]
         let known = candidates.filter { $0.state != .unknown }
         if let worst = known.min(by: { rank[$0.state]! < rank[$1.state]! }) {
             var result = worst
@@ -96,9 +101,9 @@ public final class DeviceDirectory: Sendable {
         let watched = watch.all
         let watchedPaths = Set(watched.map(\.key.path))
         var counts: [DeviceState: Int] = [:]
-        table.forEach { path, action in
+        table.forEachStatus { path, status in
             guard !watchedPaths.contains(path) else { return }
-            counts[action == .connect ? .online : .offline, default: 0] += 1
+            counts[status.state, default: 0] += 1
         }
         for info in watched {
             let state = Self.judge(record: table.record(for: info.key), watch: info)?.state ?? .unknown

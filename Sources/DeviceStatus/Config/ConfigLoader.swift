@@ -29,6 +29,9 @@ public enum ConfigLoader {
         "storage": ["dataDir"],
         "operations": ["maxQueuedPerDevice", "maxAttempts"],
     ]
+    /// Keys of a `[[presence]]` block; the last five only with `preset = "lwt"`.
+    public static let presenceKeys = ["preset", "type", "prefix", "topic", "online", "offline", "sleeping", "field"]
+    static let lwtOnlyKeys = ["topic", "online", "offline", "sleeping", "field"]
     /// Keys of a `[device_<name>]` section.
     public static let deviceKeys = ["type", "id", "watchTimeOut", "helloTopic", "watchTopics", "stateTopics"]
     /// Keys of an `[agent_<name>]` section: a device's plus the process to run.
@@ -114,6 +117,10 @@ struct ConfigParser {
         let names = root.keys.sorted { (locator.line(section: $0) ?? .max) < (locator.line(section: $1) ?? .max) }
         for name in names {
             guard let value = root[name] else { continue }
+            if name == "presence" {
+                config.presence = parsePresenceBlocks(value)
+                continue
+            }
             let kind: WatchedDevice.Kind? =
                 name.hasPrefix("device_") ? .device : name.hasPrefix("agent_") ? .agent : nil
             guard Self.fixedSections.contains(name) || kind != nil else {
@@ -440,6 +447,150 @@ struct ConfigParser {
             }
             byKey[key] = device
         }
+    }
+
+    // MARK: - [[presence]]
+
+    private mutating func parsePresenceBlocks(_ value: TOMLValueConvertible) -> [PresenceSettings] {
+        guard let array = value.array else {
+            sectionError("presence", "expected one or more [[presence]] blocks, found \(describe(value))")
+            return []
+        }
+        var blocks: [(section: String, settings: PresenceSettings)] = []
+        for (index, element) in array.enumerated() {
+            let name = "presence#\(index + 1)"
+            guard let table = element.table else {
+                sectionError(name, "expected a [[presence]] table, found \(describe(element))")
+                continue
+            }
+            if let settings = parsePresence(Section(name: name, table: table)) { blocks.append((name, settings)) }
+        }
+        // Two blocks giving one type would mix two conventions' statuses under the same keys.
+        var byType: [String: String] = [:]
+        for block in blocks {
+            let type = block.settings.effectiveType ?? "<group id>"
+            if let first = byType[type] {
+                errors.append(
+                    ConfigError(
+                        file: file, line: locator.line(section: block.section, key: "type"), section: block.section,
+                        name: "type",
+                        message:
+                            "type '\(type)' is already given by [\(first)]\(lineSuffix(first)); set a different type in one of them"
+                    ))
+                continue
+            }
+            byType[type] = block.section
+        }
+        return blocks.map(\.settings)
+    }
+
+    private mutating func parsePresence(_ s: Section) -> PresenceSettings? {
+        checkKeys(s, allowed: ConfigLoader.presenceKeys)
+        guard s.table["preset"] != nil else {
+            sectionError(
+                s.name,
+                "preset is required; one of \(PresencePreset.allCases.map(\.rawValue).joined(separator: ", "))")
+            return nil
+        }
+        guard let presetName = string(s, "preset") else { return nil }
+        guard let preset = PresencePreset(rawValue: presetName) else {
+            keyError(
+                s, "preset",
+                "unknown preset \(quote(presetName))\(suggestion(for: presetName, among: PresencePreset.allCases.map(\.rawValue))); "
+                    + "expected one of \(PresencePreset.allCases.map(\.rawValue).joined(separator: ", "))")
+            return nil
+        }
+        var settings = PresenceSettings(preset: preset)
+        var ok = true
+        if let type = string(s, "type") {
+            if type.isEmpty || !isValidTopicName(type) || type.contains("/") {
+                keyError(s, "type", "expected a non-empty name without '/', '+' or '#', found \(quote(type))")
+                ok = false
+            } else {
+                settings.type = type
+            }
+        }
+        if s.table["prefix"] != nil {
+            if preset.defaultPrefix == nil {
+                keyError(s, "prefix", "preset \(preset.rawValue) has no prefix (its topics are fixed or set by topic)")
+                ok = false
+            } else if let prefix = string(s, "prefix") {
+                if prefix.isEmpty || !isValidTopicName(prefix) || prefix.hasSuffix("/") {
+                    keyError(
+                        s, "prefix", "expected topic levels without wildcards or a trailing '/', found \(quote(prefix))")
+                    ok = false
+                } else {
+                    settings.prefix = prefix
+                }
+            }
+        }
+        if preset != .lwt {
+            for key in ConfigLoader.lwtOnlyKeys where s.table[key] != nil {
+                keyError(s, key, "only a [[presence]] block with preset = \"lwt\" takes \(key)")
+                ok = false
+            }
+            return ok ? settings : nil
+        }
+        if s.table["topic"] == nil {
+            sectionError(s.name, "preset lwt needs topic (a template such as \"devices/{id}/status\")")
+            ok = false
+        } else if let topic = string(s, "topic") {
+            if let problem = LevelTemplateDecoder.validate(template: topic) {
+                keyError(s, "topic", "\(problem.description), found \(quote(topic))")
+                ok = false
+            } else {
+                settings.topic = topic
+            }
+        }
+        for key in ["online", "offline"] where s.table[key] == nil {
+            sectionError(s.name, "preset lwt needs \(key) (the payloads meaning \(key))")
+            ok = false
+        }
+        var seen: [String: String] = [:]
+        for key in ["online", "offline", "sleeping"] {
+            guard let list = stringList(s, key) else {
+                if s.table[key] != nil { ok = false }
+                continue
+            }
+            if key != "sleeping" && list.isEmpty {
+                keyError(s, key, "must list at least one payload")
+                ok = false
+            }
+            for payload in list {
+                if payload.isEmpty {
+                    keyError(s, key, "an empty payload deletes a status; it cannot mean \(key)")
+                    ok = false
+                } else if let other = seen[payload], other != key {
+                    keyError(s, key, "\(quote(payload)) is already listed in \(other)")
+                    ok = false
+                }
+                seen[payload] = key
+            }
+            switch key {
+            case "online": settings.online = list
+            case "offline": settings.offline = list
+            default: settings.sleeping = list
+            }
+        }
+        if let field = string(s, "field") { settings.field = field }
+        return ok ? settings : nil
+    }
+
+    private mutating func stringList(_ s: Section, _ key: String) -> [String]? {
+        guard let value = s.table[key] else { return nil }
+        guard let array = value.array else {
+            keyError(s, key, "expected an array of strings, found \(describe(value))")
+            return nil
+        }
+        var list: [String] = []
+        for (index, element) in array.enumerated() {
+            guard let text = element.string else {
+                keyError(s, key, "expected an array of strings, found \(describe(element)) at index \(index)")
+                return nil
+            }
+            list.append(text)
+        }
+        return list
     }
 
     private func lineSuffix(_ section: String) -> String {

@@ -16,6 +16,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var operations: OperationSettings
     /// `[device_*]` and `[agent_*]` sections, in file order. Default none.
     public var watched: [WatchedDevice]
+    /// `[[presence]]` blocks, in file order. Default none.
+    public var presence: [PresenceSettings] = []
 
     public init(
         mqtt: MQTTSettings = .init(), http: HTTPSettings = .init(), status: StatusSettings = .init(),

@@ -41,6 +41,8 @@ struct SourceLocator {
 
         mutating func run(_ record: ([String], Int) -> Void) {
             var table: [String] = []
+            // `[[name]]` blocks: the n-th (from 1) is recorded as `name#n`, its keys under it.
+            var arrayCounts: [String: Int] = [:]
             while !atEnd {
                 skipBlanks()
                 if atEnd { break }
@@ -52,9 +54,16 @@ struct SourceLocator {
                     skipToEndOfLine()
                 case ascii("["):
                     let headerLine = line
-                    index += peek(1) == ascii("[") ? 2 : 1
-                    let path = keyPath()
+                    let isArray = peek(1) == ascii("[")
+                    index += isArray ? 2 : 1
+                    var path = keyPath()
                     if !path.isEmpty {
+                        if isArray {
+                            record(path, headerLine)
+                            let joined = path.joined(separator: ".")
+                            arrayCounts[joined, default: 0] += 1
+                            path[path.count - 1] += "#\(arrayCounts[joined]!)"
+                        }
                         table = path
                         record(path, headerLine)
                     }

@@ -18,10 +18,10 @@ extension BrokerComponent {
 }
 
 extension StatusRegistry: BrokerComponent {
-    /// Status topics at QoS 0: a default mosquitto queues at most 1000 messages per QoS 1 subscriber and drops
+    /// Status and presence topics at QoS 0: a default mosquitto queues at most 1000 messages per QoS 1 subscriber and drops
     /// the rest of a big retained replay, while QoS 0 ones are written straight to a reader that keeps up.
     public nonisolated var subscriptions: [(filter: TopicFilter, qos: UInt8)] {
-        patterns.map { ($0.filter, 0) }
+        topics.filters.map { ($0, 0) }
     }
 
     public func consume(_ messages: [MQTTMessage]) async { ingest(messages) }

@@ -105,7 +105,8 @@ public final class Daemon: Sendable {
         let events = DeviceEvents()
         let patterns = config.status.topics.compactMap { try? StatusTopicPattern($0) }
         let registry = StatusRegistry(
-            store: store, table: table, patterns: patterns, organization: config.status.org, events: events,
+            store: store, table: table, patterns: patterns, presence: presenceDecoders(config),
+            organization: config.status.org, events: events,
             logger: logger, onStoreWrite: { [metrics] in metrics.recordStoreWrite($0) },
             clockSkew: ClockSkewLimit(seconds: config.status.maxClockSkew))
         do {
@@ -251,6 +252,7 @@ public final class Daemon: Sendable {
             ("[mqtt]", newConfig.mqtt != running.mqtt),
             ("[http]", newConfig.http != running.http),
             ("[status] topics", newConfig.status.topics != running.status.topics),
+            ("[[presence]]", newConfig.presence != running.presence),
             ("[status] org", newConfig.status.org != effective.status.org),
             ("[status] maxClockSkew", newConfig.status.maxClockSkew != effective.status.maxClockSkew),
             ("[storage]", newConfig.storage != running.storage),
@@ -261,6 +263,11 @@ public final class Daemon: Sendable {
         let settled = effective
         self.running.withLock { $0 = settled }
         return result
+    }
+
+    /// The decoders of the `[[presence]]` blocks, in file order (the status topics' own comes from `[status]`).
+    static func presenceDecoders(_ config: DaemonConfig) -> [any PresenceDecoder] {
+        config.presence.map { $0.makeDecoder() }
     }
 
     private static func openStore(_ path: String) throws(DaemonFailure) -> LevelDB {

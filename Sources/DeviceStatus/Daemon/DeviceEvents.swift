@@ -1,14 +1,18 @@
 import Synchronization
 
-/// A device's overall status, as `GET /devices` reports it.
+/// A device's overall status, as `GET /devices` reports it. The order of the cases is stored (history entries
+/// keep a case's index): new cases go at the end.
 public enum DeviceState: String, Sendable, Codable, CaseIterable {
     case online, offline, expired, unknown
+    /// The device said it sleeps and will be back (a battery device).
+    case sleeping
 }
 
 /// Something that happened to a device: a status transition, or a hello.
 public struct DeviceEvent: Sendable {
     public enum Kind: Sendable, Equatable {
-        /// The device's status changed (`source`: "status" for the status topic, "watchdog" for watch topics).
+        /// The device's status changed (`source`: "status" for the status topic, "watchdog" for watch topics, a
+        /// preset's name for a presence convention).
         case transition(from: DeviceState, to: DeviceState)
         /// The device's hello topic fired.
         case hello

@@ -110,7 +110,7 @@ public enum FleetCursor {
             for position in 0..<(count - 1) { bytes.append(UInt8(chunk >> UInt32(16 - 8 * position) & 0xFF)) }
             index += 4
         }
-        guard let path = String(validating: bytes, as: UTF8.self), DeviceKey(path: path) != nil,
+        guard let path = String(validating: bytes, as: UTF8.self), DeviceKey(storedPath: path) != nil,
             encode(path) == cursor
         else { return nil }
         return path
@@ -205,7 +205,12 @@ public struct FleetPage: Sendable {
             ])
         }
         text += "],\"nextCursor\":" + (nextCursor.map(JSONText.quote) ?? "null")
-        text += ",\"counts\":" + JSONText.object(DeviceState.allCases.map { ($0.rawValue, "\(counts[$0] ?? 0)") })
+        text +=
+            ",\"counts\":"
+            + JSONText.object(
+                DeviceState.allCases.filter { $0 != .sleeping || counts[$0] != nil }.map {
+                    ($0.rawValue, "\(counts[$0] ?? 0)")
+                })
         return text + ",\"total\":\(total)}"
     }
 }
@@ -219,7 +224,7 @@ extension DeviceDirectory {
         let watched = watch.all
         let watchedPaths = Set(watched.map(\.key.path))
         let typePrefix = query.type.map { $0 + "/" }
-        var counts = [0, 0, 0, 0]  // DeviceState.allCases order: online, offline, expired, unknown
+        var counts = [0, 0, 0, 0, 0]  // DeviceState.allCases order: online, offline, expired, unknown, sleeping
         var total = 0
         var selection = SmallestPaths<Void>(capacity: query.limit + 1)
         let wanted = query.status
@@ -236,11 +241,11 @@ extension DeviceDirectory {
         }
 
         let checkWatched = !watchedPaths.isEmpty
-        table.forEach { path, action in
+        table.forEachStatus { path, status in
             // Configured devices are judged below, from both signals.
             if checkWatched, watchedPaths.contains(path) { return }
             if let typePrefix, !path.hasPrefix(typePrefix) { return }
-            consider(path, action == .connect ? .online : .offline)
+            consider(path, status.state)
         }
         for info in watched {
             if let typePrefix, !info.key.path.hasPrefix(typePrefix) { continue }
@@ -255,13 +260,16 @@ extension DeviceDirectory {
         var devices: [FleetPage.Device] = []
         devices.reserveCapacity(chosen.count)
         for (path, _) in chosen {
-            guard let key = DeviceKey(path: path) else { continue }
+            guard let key = DeviceKey(storedPath: path) else { continue }
             let judgement =
                 Self.judge(record: table.record(forPath: path), watch: checkWatched ? watch.info(forPath: path) : nil)
             if let judgement { devices.append(FleetPage.Device(key: key, judgement: judgement)) }
         }
         var byState: [DeviceState: Int] = [:]
         for (index, state) in DeviceState.allCases.enumerated() { byState[state] = counts[index] }
+        // `sleeping` exists only where a convention reports it: listed when some device sleeps, so fleets of
+        // `mon` and watched devices keep the counts they always had.
+        if byState[.sleeping] == 0 { byState[.sleeping] = nil }
         return FleetPage(
             devices: devices, nextCursor: hasMore ? chosen.last.map { FleetCursor.encode($0.path) } : nil,
             counts: byState, total: total)
@@ -273,6 +281,7 @@ extension DeviceDirectory {
         case .offline: 1
         case .expired: 2
         case .unknown: 3
+        case .sleeping: 4
         }
     }
 }

@@ -12,7 +12,8 @@ import Synchronization
 /// - values owned elsewhere (the registry actor's counters, the device table, the MQTT client), read by
 ///   samplers that `render()` runs before each scrape, so nothing is polled between scrapes.
 ///
-/// Families (all prefixed `devstatusd_`): `messages_total{outcome}`, `store_write_errors_total`,
+/// Families (all prefixed `devstatusd_`): `messages_total{outcome}`, `source_messages_total{source,outcome}`,
+/// `store_write_errors_total`,
 /// `devices{status}`, `http_requests_total{route,code}`, `http_request_duration_seconds{route}`,
 /// `mqtt_connected`, `mqtt_reconnects_total`, `operations{status}`, `agent_restarts_total{agent}`,
 /// `store_write_duration_seconds`, `start_time_seconds`.
@@ -104,6 +105,9 @@ public final class DaemonMetrics: Sendable {
         addSampler { [self] in
             let counters = await registry.counters
             for (outcome, value) in counters.byOutcome { advance(messages(outcome), to: value) }
+            for (label, value) in counters.bySource {
+                advance(sourceMessages(source: label.source, outcome: label.outcome), to: value)
+            }
             advance(storeWriteErrors, to: counters.storeErrors)
             setDevices(devices?() ?? registry.table.statusTopicCountsByState())
         }
@@ -145,6 +149,13 @@ public final class DaemonMetrics: Sendable {
         collectors.makeCounter(
             descriptor: Self.name("messages", unit: "total", help: "Status messages by what became of them."),
             labels: [("outcome", outcome)])
+    }
+
+    private func sourceMessages(source: String, outcome: String) -> Counter {
+        collectors.makeCounter(
+            descriptor: Self.name(
+                "source_messages", unit: "total", help: "Presence messages by source and by what became of them."),
+            labels: [("source", source), ("outcome", outcome)])
     }
 
     private func devices(_ state: DeviceState) -> Gauge {

@@ -122,10 +122,11 @@ private final class FirstAnswer: Sendable {
 }
 
 extension DeviceTable {
-    /// Devices by overall status as far as the status-topic table knows: a last Connect is online, a last
-    /// Disconnect offline. The default device count of `/metrics` and the service status line.
+    /// Devices by overall status as far as the status table knows (every presence source): the default device
+    /// count of `/metrics` and the service status line.
     public func statusTopicCountsByState() -> [DeviceState: Int] {
-        let byAction = countsByAction()
-        return [.online: byAction.connected, .offline: byAction.disconnected]
+        var counts: [DeviceState: Int] = [:]
+        for (status, count) in countsByStatus() { counts[status.state] = count }
+        return counts
     }
 }

@@ -60,7 +60,7 @@ struct OperationStore: Sendable {
         // o/<type>/<id>/<16 hex>
         guard key.count > prefix.count + 17, key[key.count - 17] == UInt8(ascii: "/") else { return nil }
         let path = String(decoding: key[prefix.count..<(key.count - 17)], as: UTF8.self)
-        guard let device = DeviceKey(path: path),
+        guard let device = DeviceKey(storedPath: path),
             let sequence = Operation.sequence(ofID: String(decoding: key.suffix(16), as: UTF8.self)),
             let members = try? StrictJSON.members(of: value)
         else { return nil }

@@ -39,6 +39,22 @@ public final class DeviceTable: Sendable {
         }
     }
 
+    /// Counts of stored records by their status.
+    public func countsByStatus() -> [PresenceStatus: Int] {
+        walk { table in
+            var counts = [0, 0, 0, 0]
+            for record in table.values { counts[Int(record.status.rawValue)] += 1 }
+            return [.online: counts[1], .offline: counts[2], .sleeping: counts[3]]
+        }
+    }
+
+    /// Calls `body` with every device path and its status, from a snapshot (no lock held).
+    public func forEachStatus(_ body: (_ path: String, _ status: PresenceStatus) -> Void) {
+        walk { table in
+            for (path, record) in table { body(path, record.status) }
+        }
+    }
+
     /// Calls `body` with every device path and its last action, from a snapshot (no lock held).
     public func forEach(_ body: (_ path: String, _ action: MonPayload.Action) -> Void) {
         walk { table in

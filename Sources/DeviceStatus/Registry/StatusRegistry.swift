@@ -3,9 +3,12 @@ import Logging
 import MQTT
 import Storage
 
-/// Every device's status from the IBM-style status topics: applies SPEC §3's rules to batches of messages,
-/// persists each accepted change in LevelDB (one write batch per message batch: a group commit), and publishes
-/// the result to a `DeviceTable` that HTTP threads read without awaiting this actor.
+/// Every device's status from the IBM-style status topics and the presence conventions of `[[presence]]`.
+///
+/// A topic index maps each message once to its decoder and device; the decoder turns the bytes into an
+/// `Observation`; this actor judges it by its source's ordering model, persists each accepted change in LevelDB
+/// (one write batch per message batch: a group commit), counts outcomes by source, announces transitions, and
+/// publishes the result to a `DeviceTable` that HTTP threads read without awaiting it. It knows no format.
 public actor StatusRegistry {
     /// What became of each status message; the labels are `/metrics`' `outcome` values.
     public struct Counters: Sendable, Equatable {
@@ -16,7 +19,11 @@ public actor StatusRegistry {
         public var tieLost = 0
         public var clientIDReused = 0
         public var malformed = 0
+        /// Sparkplug deaths whose `bdSeq` is not the node's last birth's.
+        public var stale = 0
         public var storeErrors = 0
+        /// Messages by (source name, outcome label).
+        public var bySource: [SourceOutcome: Int] = [:]
 
         public init() {}
 
@@ -24,9 +31,34 @@ public actor StatusRegistry {
             [
                 ("accepted", accepted), ("unchanged", unchanged), ("deleted", deleted),
                 ("out_of_order", outOfOrder), ("tie_lost", tieLost), ("client_id_reused", clientIDReused),
-                ("malformed", malformed),
+                ("malformed", malformed), ("stale", stale),
             ]
         }
+
+        mutating func count(_ source: PresenceSource, _ outcome: String) {
+            switch outcome {
+            case "accepted": accepted += 1
+            case "unchanged": unchanged += 1
+            case "deleted": deleted += 1
+            case "out_of_order": outOfOrder += 1
+            case "tie_lost": tieLost += 1
+            case "client_id_reused": clientIDReused += 1
+            case "malformed": malformed += 1
+            case "stale": stale += 1
+            default: break
+            }
+            bySource[SourceOutcome(source: source.name, outcome: outcome), default: 0] += 1
+        }
+
+        /// How many messages of `source` ended as `outcome`.
+        public func count(source: PresenceSource, outcome: String) -> Int {
+            bySource[SourceOutcome(source: source.name, outcome: outcome)] ?? 0
+        }
+    }
+
+    public struct SourceOutcome: Hashable, Sendable {
+        public var source: String
+        public var outcome: String
     }
 
     static let statusPrefix: [UInt8] = Array("s/".utf8)
@@ -37,6 +69,8 @@ public actor StatusRegistry {
     public nonisolated let table: DeviceTable
     private let store: LevelDB
     let patterns: [StatusTopicPattern]
+    /// Every source's topics and decoders: the status topics first, then the `[[presence]]` blocks.
+    public nonisolated let topics: TopicIndex
     private var configuredOrganization: String
     private var learnedOrganization = ""
     private var logger: Logger
@@ -53,11 +87,13 @@ public actor StatusRegistry {
     ///   - organization: `[status] org`; "" (the default) means learn it from the client ids of messages.
     ///   - events: where status transitions are announced (Connect → online, Disconnect → offline, cleared → unknown).
     ///   - onStoreWrite: told how long each LevelDB write took (for `/metrics`); default nil.
+    ///   - presence: decoders of the `[[presence]]` blocks (default none).
     ///   - clockSkew: `[status] maxClockSkew`; default 3600 s.
     ///   - clock: wall-clock nanoseconds; default the system's (tests pass their own).
     public init(
-        store: LevelDB, table: DeviceTable, patterns: [StatusTopicPattern], organization: String,
-        events: DeviceEvents? = nil, logger: Logger, onStoreWrite: (@Sendable (Duration) -> Void)? = nil,
+        store: LevelDB, table: DeviceTable, patterns: [StatusTopicPattern], presence: [any PresenceDecoder] = [],
+        organization: String, events: DeviceEvents? = nil, logger: Logger,
+        onStoreWrite: (@Sendable (Duration) -> Void)? = nil,
         clockSkew: ClockSkewLimit = .default, clock: @escaping @Sendable () -> Int64 = wallClockNanoseconds
     ) {
         self.clockSkew = clockSkew
@@ -67,6 +103,7 @@ public actor StatusRegistry {
         self.store = store
         self.table = table
         self.patterns = patterns
+        self.topics = TopicIndex(decoders: (patterns.isEmpty ? [] : [MonDecoder(patterns: patterns)]) + presence)
         self.configuredOrganization = organization
         self.logger = logger
         self.malformedLog = RateLimitedLog(interval: .seconds(10))
@@ -82,9 +119,9 @@ public actor StatusRegistry {
     /// `[status] maxClockSkew` changed by a configuration reload.
     public func setClockSkew(_ limit: ClockSkewLimit) { clockSkew = limit }
 
-    /// Whether a topic is one of the configured status topics.
+    /// Whether a topic is one of the configured status or presence topics.
     public nonisolated func isStatusTopic(_ topic: String) -> Bool {
-        patterns.contains { $0.filter.matches(topic) }
+        topics.route(topic) != nil
     }
 
     /// Loads every stored status into the table. Call once, before the HTTP port opens.
@@ -135,81 +172,165 @@ public actor StatusRegistry {
         return count
     }
 
-    /// Applies a batch of messages from the status topics, in order, and stores the result in one write.
-    /// Messages on other topics are ignored.
+    /// Applies a batch of messages from the status and presence topics, in order, and stores the result in one
+    /// write. Messages on other topics are ignored.
     public func ingest(_ messages: [MQTTMessage]) {
-        var batch = WriteBatch()
-        var changes: [(path: String, record: StatusRecord?)] = []
-        var transitions: [(path: String, from: DeviceState, to: DeviceState, reason: String?)] = []
-        // Several messages of one batch may concern the same device: judge each against the latest.
-        var pending: [String: StatusRecord?] = [:]
-        var organization = learnedOrganization
+        var changes = Changes(organization: learnedOrganization)
         let now = clock()
+        let context = DecodeContext(now: now, clockSkew: clockSkew)
         for message in messages {
-            guard let key = device(inTopic: message.topic) else { continue }
-            let path = key.path
-            let current: StatusRecord? = pending[path] ?? table.record(forPath: path)
+            guard let (position, match) = topics.route(message.topic) else { continue }
+            let decoder = topics.decoders[position]
             if message.payload.isEmpty {
                 // An empty payload clears the retained status. Subscribers that are online when it is cleared get
                 // it with retain = 0 (MQTT 3.1.1 §3.3.1.3), so a live empty message deletes too.
-                counters.deleted += 1
-                guard current != nil else { continue }
-                pending[path] = .some(nil)
-                changes.append((path, nil))
-                transitions.append((path, Self.state(of: current), .unknown, "status cleared"))
-                batch.delete(Self.statusPrefix + Array(path.utf8))
+                apply(
+                    Observation(key: match.key, source: decoder.source, status: .deleted, payload: []),
+                    retained: message.retain, now: now, into: &changes)
                 continue
             }
-            let parsed: MonPayload
-            do {
-                parsed = try MonPayload(parsing: message.payload, now: now, skew: clockSkew)
-            } catch {
-                counters.malformed += 1
-                let suppressed = malformedLog.admit(now: .now)
-                if let suppressed {
+            switch decoder.decode(match, payload: message.payload, retained: message.retain, context: context) {
+            case .observation(let observation):
+                apply(observation, retained: message.retain, now: now, into: &changes)
+            case .ignored(let outcome):
+                counters.count(decoder.source, outcome)
+            case .malformed(let error):
+                counters.count(decoder.source, "malformed")
+                if let suppressed = malformedLog.admit(now: .now) {
                     logger.warning(
                         "dropped malformed status payload",
                         metadata: [
-                            "topic": "\(message.topic)", "error": "\(error)",
+                            "topic": "\(message.topic)", "source": "\(decoder.source.name)", "error": "\(error)",
                             "suppressed": "\(suppressed)",
                         ])
                 }
+            }
+        }
+        commit(changes)
+    }
+
+    /// What one batch changes, before it is stored and announced.
+    struct Changes {
+        var batch = WriteBatch()
+        var records: [(path: String, record: StatusRecord?)] = []
+        var transitions: [(path: String, from: DeviceState, to: DeviceState, source: PresenceSource, reason: String?)] =
+            []
+        /// Several messages of one batch may concern the same device: each is judged against the latest.
+        var pending: [String: StatusRecord?] = [:]
+        var organization: String
+
+        init(organization: String) { self.organization = organization }
+
+        mutating func set(_ path: String, _ record: StatusRecord?) {
+            pending[path] = .some(record)
+            records.append((path, record))
+            if let record {
+                batch.put(StatusRegistry.statusPrefix + Array(path.utf8), record.encoded)
+            } else {
+                batch.delete(StatusRegistry.statusPrefix + Array(path.utf8))
+            }
+        }
+    }
+
+    private func current(_ path: String, _ changes: Changes) -> StatusRecord? {
+        changes.pending[path] ?? table.record(forPath: path)
+    }
+
+    /// Judges one observation by its source's ordering model against what is stored, and records the outcome.
+    private func apply(_ observation: Observation, retained: Bool, now: Int64, into changes: inout Changes) {
+        let path = observation.key.path
+        let current = current(path, changes)
+        // What this source said before; another source's status is replaced, never compared with.
+        let own = current.flatMap { $0.source == observation.source ? $0 : nil }
+        let source = observation.source
+        guard case .set(let status) = observation.status else {
+            counters.count(source, "deleted")
+            guard let own else { return }
+            changes.set(path, nil)
+            changes.transitions.append((path, Self.state(of: own), .unknown, source, "status cleared"))
+            return
+        }
+        let decision: OrderingDecision
+        var reason = observation.reason
+        switch source.ordering {
+        case .timestamp:
+            decision = TimestampOrdering.decide(
+                stored: own.map { ($0.status, $0.time) }, incoming: status, time: observation.sourceTime ?? now)
+        case .birthSequence:
+            decision = BirthSequenceOrdering.decide(
+                stored: own?.stored, incoming: status, sequence: observation.sequence)
+        case .arrival:
+            decision = ArrivalOrdering.decide(stored: own?.status, incoming: status)
+            reason = ArrivalOrdering.reason(reason, retained: retained)
+        }
+        counters.count(source, decision.outcome)
+        guard decision == .accept else { return }
+        let record = StatusRecord(
+            source: source, status: status, time: observation.sourceTime ?? now,
+            sequence: observation.sequence ?? own?.sequence ?? 0, reason: reason, payload: observation.payload)
+        changes.set(path, record)
+        if current?.status != status {
+            changes.transitions.append((path, Self.state(of: current), status.state, source, reason))
+        }
+        if observation.cascades, status != .online {
+            cascade(from: observation.key, status: status, record: record, into: &changes)
+        }
+        if configuredOrganization.isEmpty, let organization = observation.organization {
+            changes.organization = organization
+        }
+    }
+
+    /// A node's death takes its devices (keys `type/node/…` of the same source) to the same status.
+    private func cascade(from key: DeviceKey, status: PresenceStatus, record: StatusRecord, into changes: inout Changes)
+    {
+        let prefix = key.path + "/"
+        var children: [String] = []
+        table.forEachStatus { path, _ in
+            if path.hasPrefix(prefix) { children.append(path) }
+        }
+        for (path, _) in changes.pending where path.hasPrefix(prefix) && !children.contains(path) {
+            children.append(path)
+        }
+        for path in children.sorted() {
+            guard let child = current(path, changes), child.source == record.source, child.status != status else {
                 continue
             }
-            let decision = StatusRules.decide(
-                stored: current.map { ($0.action, $0.time) }, incoming: parsed, retained: message.retain)
-            switch decision {
-            case .accept:
-                counters.accepted += 1
-                let record = StatusRecord(action: parsed.action, time: parsed.time, payload: message.payload)
-                pending[path] = .some(record)
-                changes.append((path, record))
-                if current?.action != parsed.action {
-                    transitions.append(
-                        (
-                            path, Self.state(of: current), Self.state(of: record),
-                            parsed.action == .connect ? "Connect" : "Disconnect"
-                        ))
-                }
-                batch.put(Self.statusPrefix + Array(path.utf8), record.encoded)
-                if configuredOrganization.isEmpty, let org = StatusRules.organization(ofClientID: parsed.clientID) {
-                    organization = org
-                }
-            case .unchanged: counters.unchanged += 1
-            case .delete: counters.deleted += 1
-            case .ignoreOutOfOrder: counters.outOfOrder += 1
-            case .ignoreTieLost: counters.tieLost += 1
-            case .ignoreClientIDReused: counters.clientIDReused += 1
+            let reason = "node \(key.id) \(status == .offline ? "died" : status.state.rawValue)"
+            let updated = StatusRecord(
+                source: child.source, status: status, time: record.time, sequence: child.sequence, reason: reason,
+                payload: child.payload)
+            changes.set(path, updated)
+            changes.transitions.append((path, child.status.state, status.state, child.source, reason))
+        }
+    }
+
+    private func commit(_ changes: Changes) {
+        var batch = changes.batch
+        if changes.organization != learnedOrganization {
+            learnedOrganization = changes.organization
+            batch.put(Self.organizationKey, Array(changes.organization.utf8))
+            table.setOrganization(changes.organization)
+        }
+        guard !changes.records.isEmpty else {
+            if !batch.isEmpty { write(batch) }
+            return
+        }
+        table.apply(changes.records)
+        batch.put(Self.countKey, Array("\(table.count)".utf8))
+        write(batch)
+        if let events, !changes.transitions.isEmpty {
+            let now = clock()
+            for transition in changes.transitions {
+                guard let key = DeviceKey(storedPath: transition.path) else { continue }
+                events.emit(
+                    DeviceEvent(
+                        key: key, kind: .transition(from: transition.from, to: transition.to),
+                        source: transition.source.name, reason: transition.reason, time: now))
             }
         }
-        if organization != learnedOrganization {
-            learnedOrganization = organization
-            batch.put(Self.organizationKey, Array(organization.utf8))
-            table.setOrganization(organization)
-        }
-        guard !changes.isEmpty else { return }
-        table.apply(changes)
-        batch.put(Self.countKey, Array("\(table.count)".utf8))
+    }
+
+    private func write(_ batch: WriteBatch) {
         let writeStarted = ContinuousClock.now
         do {
             try store.write(batch, sync: false)
@@ -218,31 +339,11 @@ public actor StatusRegistry {
             counters.storeErrors += 1
             logger.error("could not persist status changes", metadata: ["error": "\(error)"])
         }
-        if let events, !transitions.isEmpty {
-            for transition in transitions {
-                guard let key = DeviceKey(path: transition.path) else { continue }
-                events.emit(
-                    DeviceEvent(
-                        key: key, kind: .transition(from: transition.from, to: transition.to), source: "status",
-                        reason: transition.reason, time: now))
-            }
-        }
     }
 
     /// What a status record says of the device.
     static func state(of record: StatusRecord?) -> DeviceState {
-        switch record?.action {
-        case .connect: .online
-        case .disconnect: .offline
-        case nil: .unknown
-        }
-    }
-
-    private func device(inTopic topic: String) -> DeviceKey? {
-        for pattern in patterns {
-            if let key = pattern.device(inTopic: topic) { return key }
-        }
-        return nil
+        record?.status.state ?? .unknown
     }
 }
 

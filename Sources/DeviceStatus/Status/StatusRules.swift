@@ -26,11 +26,15 @@ public enum StatusRules {
         if incoming.action == .disconnect, incoming.closeCode == clientIDReusedCloseCode, !retained {
             return .ignoreClientIDReused
         }
-        guard let stored else { return .accept }
-        if incoming.time < stored.time { return .ignoreOutOfOrder }
-        if incoming.time > stored.time { return .accept }
-        if incoming.action == stored.action { return .unchanged }
-        return incoming.action == .disconnect ? .accept : .ignoreTieLost
+        let status: (MonPayload.Action) -> PresenceStatus = { $0 == .connect ? .online : .offline }
+        switch TimestampOrdering.decide(
+            stored: stored.map { (status($0.action), $0.time) }, incoming: status(incoming.action), time: incoming.time)
+        {
+        case .accept: return .accept
+        case .unchanged: return .unchanged
+        case .ignoreOutOfOrder: return .ignoreOutOfOrder
+        case .ignoreTieLost, .ignoreStale: return .ignoreTieLost
+        }
     }
 
     /// The organisation part of an IBM client id `d:<org>:<type>:<id>` (also `g:` gateways and `a:` apps).
