@@ -140,7 +140,8 @@ import Testing
         let match = emqx.match(topic: "sys/brokers/emqx@127.0.0.1/clients/c1/disconnected")
         #expect(match?.key == DeviceKey(type: "emqx", id: "c1"))
         let decoded = emqx.decode(
-            match!, payload: Array(#"{"clientid":"c1","reason":"keepalive_timeout","ts":1000}"#.utf8), retained: false, context: context)
+            match!, payload: Array(#"{"clientid":"c1","reason":"keepalive_timeout","ts":1000}"#.utf8), retained: false,
+            context: context)
         guard case .observation(let observation) = decoded else {
             Issue.record("expected an observation")
             return
@@ -148,7 +149,8 @@ import Testing
         #expect(observation.status == .set(.offline) && observation.sourceTime == 1_000_000_000)
         #expect(observation.reason == "keepalive_timeout")
         for bad in [#"{"clientid":"c1"}"#, #"{"ts":"1"}"#, #"{"ts":99999999999999999}"#, #"{"ts":3600001000}"#] {
-            guard case .malformed = emqx.decode(match!, payload: Array(bad.utf8), retained: false, context: context) else {
+            guard case .malformed = emqx.decode(match!, payload: Array(bad.utf8), retained: false, context: context)
+            else {
                 Issue.record("\(bad) should be malformed")
                 continue
             }
@@ -161,8 +163,11 @@ import Testing
     {
         let store = try LevelDB(path: directory.file("db"))
         let registry = StatusRegistry(
-            store: store, table: DeviceTable(), patterns: [try StatusTopicPattern(TopicFilter("iot-2/type/+/id/+/mon"))],
-            presence: [PresenceSettings(preset: .tasmota).makeDecoder(), PresenceSettings(preset: .homie).makeDecoder()],
+            store: store, table: DeviceTable(),
+            patterns: [try StatusTopicPattern(TopicFilter("iot-2/type/+/id/+/mon"))],
+            presence: [
+                PresenceSettings(preset: .tasmota).makeDecoder(), PresenceSettings(preset: .homie).makeDecoder(),
+            ],
             organization: "", events: events, logger: Logger(label: "test"))
         return (registry, store)
     }

@@ -53,7 +53,8 @@ import Testing
         let badLimit = try daemon.get("/devices?limit=0")
         #expect(badLimit.status == 400)
         #expect(badLimit.text.contains("limit"))
-        let badStatus = try daemon.get("/devices?status=sleeping")
+        // `sleeping` became a status with the presence conventions; any other word is still refused.
+        let badStatus = try daemon.get("/devices?status=dozing")
         #expect(badStatus.status == 400)
         #expect(badStatus.text.contains("status"))
         #expect(try daemon.get("/devices?cursor=%21").status == 400)

@@ -517,7 +517,8 @@ struct ConfigParser {
             } else if let prefix = string(s, "prefix") {
                 if prefix.isEmpty || !isValidTopicName(prefix) || prefix.hasSuffix("/") {
                     keyError(
-                        s, "prefix", "expected topic levels without wildcards or a trailing '/', found \(quote(prefix))")
+                        s, "prefix", "expected topic levels without wildcards or a trailing '/', found \(quote(prefix))"
+                    )
                     ok = false
                 } else {
                     settings.prefix = prefix

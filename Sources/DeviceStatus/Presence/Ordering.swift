@@ -83,8 +83,7 @@ public enum BirthSequenceOrdering {
     /// - Parameters:
     ///   - stored: what is stored for the key.
     ///   - sequence: the incoming message's `bdSeq` (node births and deaths), nil for device messages.
-    public static func decide(stored: StoredPresence?, incoming: PresenceStatus, sequence: Int64?) -> OrderingDecision
-    {
+    public static func decide(stored: StoredPresence?, incoming: PresenceStatus, sequence: Int64?) -> OrderingDecision {
         if incoming == .online {
             guard let stored, stored.status == .online else { return .accept }
             // A rebirth with a new sequence is news even if the node never looked offline.

@@ -94,7 +94,8 @@ public struct StatusRecord: Sendable, Equatable {
     private var isLegacy: Bool { encoded[0] & Self.currentMarker == 0 }
 
     public var status: PresenceStatus {
-        isLegacy ? (encoded[0] == MonPayload.Action.connect.rawValue ? .online : .offline)
+        isLegacy
+            ? (encoded[0] == MonPayload.Action.connect.rawValue ? .online : .offline)
             : PresenceStatus(rawValue: encoded[0] & 0x7F)!
     }
 
