@@ -62,7 +62,13 @@ let package = Package(
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "TestSupport"]),
-        .testTarget(name: "DeviceStatusTests", dependencies: ["DeviceStatus", "TestSupport"]),
+        .testTarget(
+            name: "DeviceStatusTests",
+            dependencies: [
+                "DeviceStatus", "TestSupport",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ]),
         .testTarget(name: "IntegrationTests", dependencies: ["MQTT", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

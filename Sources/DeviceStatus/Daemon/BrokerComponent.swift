@@ -10,11 +10,11 @@ public protocol BrokerComponent: Sendable {
     /// One batch of messages, in arrival order. Ignore what is not yours; don't block for long.
     func consume(_ messages: [MQTTMessage]) async
     /// Called after every (re)connect, once the subscriptions are requested.
-    func brokerConnected(_ client: MQTTClient) async
+    func brokerConnected(_ client: any MQTTPublishing) async
 }
 
 extension BrokerComponent {
-    public func brokerConnected(_ client: MQTTClient) async {}
+    public func brokerConnected(_ client: any MQTTPublishing) async {}
 }
 
 extension StatusRegistry: BrokerComponent {

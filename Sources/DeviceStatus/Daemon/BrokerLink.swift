@@ -7,13 +7,15 @@ import Synchronization
 /// components' subscriptions, the ingestion loop, `B/daemon` online/offline, and the marker that tells when the
 /// retained replay is through. Runs (connects, ingests, follows the connection) in ``run()``; on a graceful
 /// shutdown publishes `B/daemon offline` and disconnects.
-struct BrokerLink: Service {
+struct BrokerLink<Connection: MQTTConnection>: Service {
     let config: DaemonConfig
     let components: [any BrokerComponent]
     let readiness: Readiness
     let logger: Logger
     /// Created (not connected) with the link: its settings are checked at assembly.
-    let client: MQTTClient
+    let client: Connection
+    /// What the marker's repetition waits on; tests pass a clock they advance.
+    let clock: any Clock<Duration>
 
     var baseTopic: String { config.mqtt.baseTopic }
     var daemonTopic: String { baseTopic + "/daemon" }
@@ -22,26 +24,19 @@ struct BrokerLink: Service {
     var syncTopic: String { baseTopic + "/sync/" + config.mqtt.clientid }
     /// How often the replay marker is published again while it has not come back: a marker lost with the
     /// connection must not leave `/readyz` at 503.
-    static let markerRepeat: Duration = .seconds(2)
+    static var markerRepeat: Duration { .seconds(2) }
 
-    /// - Throws: what the broker settings have wrong (a URL that does not parse, TLS files libmosquitto refuses).
-    init(config: DaemonConfig, components: [any BrokerComponent], readiness: Readiness, logger: Logger) throws {
+    /// - Parameter clock: default `ContinuousClock`.
+    init(
+        config: DaemonConfig, components: [any BrokerComponent], readiness: Readiness, logger: Logger,
+        client: Connection, clock: any Clock<Duration> = ContinuousClock()
+    ) throws(MQTTError) {
         self.config = config
         self.components = components
         self.readiness = readiness
         self.logger = logger
-        let mqtt = config.mqtt
-        var settings = MQTTConfiguration(broker: try BrokerURL(parsing: mqtt.serverAddress), clientID: mqtt.clientid)
-        settings.user = mqtt.user.isEmpty ? nil : mqtt.user
-        settings.password = mqtt.password.isEmpty ? nil : mqtt.password
-        settings.keepAlive = mqtt.keepAlive
-        settings.protocolVersion = mqtt.protocolVersion
-        settings.caFile = mqtt.cafile.isEmpty ? nil : mqtt.cafile
-        settings.certFile = mqtt.certfile.isEmpty ? nil : mqtt.certfile
-        settings.keyFile = mqtt.keyfile.isEmpty ? nil : mqtt.keyfile
-        settings.will = MQTTWill(
-            topic: mqtt.baseTopic + "/daemon", payload: Array("offline".utf8), qos: 1, retain: true)
-        self.client = try MQTTClient(configuration: settings, logger: logger)
+        self.client = client
+        self.clock = clock
         try client.setSubscriptions(subscriptions)
     }
 
@@ -119,7 +114,7 @@ struct BrokerLink: Service {
     private func repeatMarker(_ nonce: String, marker: SyncMarker) async {
         while !readiness.replayFinished, marker.current == nonce {
             client.publishNoWait(topic: syncTopic, payload: Array(nonce.utf8), qos: 1, retain: false)
-            do { try await Task.sleep(for: Self.markerRepeat) } catch { return }
+            do { try await clock.sleep(for: Self.markerRepeat) } catch { return }
         }
     }
 
@@ -132,6 +127,27 @@ struct BrokerLink: Service {
                 topic: daemonTopic, payload: Array("offline".utf8), qos: 1, retain: true, timeout: .seconds(1))
         }
         await client.stop()
+    }
+}
+
+extension BrokerLink where Connection == MQTTClient {
+    /// The link over a real client built from `[mqtt]`.
+    /// - Throws: what the broker settings have wrong (a URL that does not parse, TLS files libmosquitto refuses).
+    init(config: DaemonConfig, components: [any BrokerComponent], readiness: Readiness, logger: Logger) throws {
+        let mqtt = config.mqtt
+        var settings = MQTTConfiguration(broker: try BrokerURL(parsing: mqtt.serverAddress), clientID: mqtt.clientid)
+        settings.user = mqtt.user.isEmpty ? nil : mqtt.user
+        settings.password = mqtt.password.isEmpty ? nil : mqtt.password
+        settings.keepAlive = mqtt.keepAlive
+        settings.protocolVersion = mqtt.protocolVersion
+        settings.caFile = mqtt.cafile.isEmpty ? nil : mqtt.cafile
+        settings.certFile = mqtt.certfile.isEmpty ? nil : mqtt.certfile
+        settings.keyFile = mqtt.keyfile.isEmpty ? nil : mqtt.keyfile
+        settings.will = MQTTWill(
+            topic: mqtt.baseTopic + "/daemon", payload: Array("offline".utf8), qos: 1, retain: true)
+        try self.init(
+            config: config, components: components, readiness: readiness, logger: logger,
+            client: try MQTTClient(configuration: settings, logger: logger))
     }
 }
 

@@ -35,13 +35,13 @@ public final class Daemon: Sendable {
     private let logger: Logger
     private let registry: StatusRegistry
     private let watch: WatchService
-    private let link: BrokerLink
+    private let link: BrokerLink<MQTTClient>
     /// The configuration in effect: the start one with what reloads applied.
     private let running: Mutex<DaemonConfig>
 
     private init(
         services: [any Service], metrics: DaemonMetrics, health: ServiceHealth, port: Int, config: DaemonConfig,
-        registry: StatusRegistry, watch: WatchService, link: BrokerLink, logger: Logger
+        registry: StatusRegistry, watch: WatchService, link: BrokerLink<MQTTClient>, logger: Logger
     ) {
         self.services = services
         self.metrics = metrics
@@ -136,7 +136,7 @@ public final class Daemon: Sendable {
         } catch {
             throw DaemonFailure(kind: .dataDirectory, description: "\(error)")
         }
-        let link: BrokerLink
+        let link: BrokerLink<MQTTClient>
         do {
             link = try BrokerLink(
                 config: config, components: [registry, watch, operations], readiness: readiness, logger: logger)

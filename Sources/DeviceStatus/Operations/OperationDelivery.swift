@@ -32,7 +32,7 @@ public actor OperationDelivery {
     private let isOnline: @Sendable (DeviceKey) -> Bool
     private let clock: @Sendable () -> Int64
     private let logger: Logger
-    private var client: MQTTClient?
+    private var client: (any MQTTPublishing)?
     private var firstConnection = true
     private var subscribedAckTopics: Set<String> = []
     private var pendingCreates:
@@ -326,7 +326,7 @@ extension OperationDelivery: BrokerComponent {
     }
 
     /// Remembers the client; on the first connection, starts delivery for every online device with work waiting.
-    public func brokerConnected(_ client: MQTTClient) async {
+    public func brokerConnected(_ client: any MQTTPublishing) async {
         self.client = client
         guard firstConnection else { return }
         firstConnection = false

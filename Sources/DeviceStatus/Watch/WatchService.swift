@@ -23,7 +23,7 @@ public actor WatchService: BrokerComponent, Service {
     private let store: LevelDB
     private let events: DeviceEvents
     private var logger: Logger
-    private var client: MQTTClient?
+    private var client: (any MQTTPublishing)?
     private var helloCounts: [Int]
     /// Payloads devstatusd published itself (state restoration) and may receive back (MQTT 3.1.1 has no no-local;
     /// overlapping subscriptions deliver one copy each), with when to stop expecting them: never activity.
@@ -119,14 +119,15 @@ public actor WatchService: BrokerComponent, Service {
                     while !Task.isCancelled {
                         do { try await Task.sleep(for: .seconds(1)) } catch { return }
                         count += 1
-                        await client?.publishNoWait(topic: baseTopic + "/up", payload: Array("\(count)".utf8))
+                        await client?.publishNoWait(
+                            topic: baseTopic + "/up", payload: Array("\(count)".utf8), qos: 0, retain: false)
                     }
                 }
             }
         }
     }
 
-    public func brokerConnected(_ client: MQTTClient) async {
+    public func brokerConnected(_ client: any MQTTPublishing) async {
         self.client = client
         if !restoredAtStart {
             restoredAtStart = true
