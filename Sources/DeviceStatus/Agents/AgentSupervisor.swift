@@ -65,6 +65,8 @@ public final class AgentSupervisor: Sendable {
     let baseTopic: String
     let logger: Logger
     let onRestart: (@Sendable (String) -> Void)?
+    /// Where restart delays and the SIGKILL grace are measured; tests pass a clock they move and then ``wake()``.
+    let clock: @Sendable () -> ContinuousClock.Instant
     let expiryRestarts: [DeviceKey: [String]]
     let shared = Mutex<Shared>(Shared())
 
@@ -80,6 +82,8 @@ public final class AgentSupervisor: Sendable {
 
     enum Request: Equatable {
         case expired(String)
+        /// Look at the clock again (a test moved it).
+        case wake
         case stop
     }
 
@@ -91,11 +95,14 @@ public final class AgentSupervisor: Sendable {
     ///   - backoff: the restart delays; default ``AgentBackoff/init(initialDelay:maximumDelay:stableUptime:)``'s.
     ///   - onRestart: called with the agent's name on every restart (not the first start, not an adoption), e.g.
     ///     `DaemonMetrics.agentRestarted`; default none.
+    ///   - clock: what delays are measured on; default `ContinuousClock.now`.
     public init(
         watched: [WatchedDevice], dataDirectory: String, baseTopic: String, logger: Logger,
         terminationGrace: Duration = .seconds(5), backoff: AgentBackoff = AgentBackoff(),
-        onRestart: (@Sendable (String) -> Void)? = nil
+        onRestart: (@Sendable (String) -> Void)? = nil,
+        clock: @escaping @Sendable () -> ContinuousClock.Instant = { ContinuousClock.now }
     ) {
+        self.clock = clock
         agents = watched.compactMap { device in
             guard device.kind == .agent, let exec = device.exec else { return nil }
             return Agent(
@@ -199,24 +206,8 @@ public final class AgentSupervisor: Sendable {
     /// `B/startedprocess/<name>`.
     func startedTopic(_ name: String) -> String { baseTopic + "/startedprocess/" + name }
 
-    /// Publishes through `client` at QoS 0, not retained. A start in the first seconds after daemon start, before
-    /// the broker connection is up, waits for it instead of being dropped (QoS 0 is not queued while offline).
-    public static func publisher(_ client: MQTTClient) -> Publish {
-        { topic, payload in
-            if client.isConnected {
-                client.publishNoWait(topic: topic, payload: payload)
-                return
-            }
-            Task {
-                // A first connection takes milliseconds; a start announced more than 10 s late is old news.
-                let deadline = ContinuousClock.now + .seconds(10)
-                while !client.isConnected && ContinuousClock.now < deadline {
-                    try? await Task.sleep(for: .milliseconds(50))
-                }
-                client.publishNoWait(topic: topic, payload: payload)
-            }
-        }
-    }
+    /// Has the supervisor thread look at the clock again: timers due by then run now.
+    func wake() { send(.wake) }
 }
 
 /// The supervisor's thread: owns every agent's process, descriptors and timers. Touched by that thread only.
@@ -284,7 +275,7 @@ final class SupervisorLoop: @unchecked Sendable {
                 "agent directory cannot be created; agents run without pid files and cannot be re-adopted",
                 metadata: ["path": "\(supervisor.directory)", "error": "\(error.localizedDescription)"])
         }
-        let now = ContinuousClock.now
+        let now = supervisor.clock()
         for slot in slots {
             openOutput(slot)
             if !adopt(slot, now: now) { spawn(slot, now: now) }
@@ -318,7 +309,7 @@ final class SupervisorLoop: @unchecked Sendable {
                 fds.append(pollfd(fd: slot.pidfd, events: Int16(POLLIN), revents: 0))  // -1 is ignored by poll
                 fds.append(pollfd(fd: slot.outputFD, events: Int16(POLLIN), revents: 0))
             }
-            let rc = poll(&fds, nfds_t(fds.count), timeoutMilliseconds(now: .now))
+            let rc = poll(&fds, nfds_t(fds.count), timeoutMilliseconds(now: supervisor.clock()))
             if rc < 0 && errno != EINTR {
                 logger.error("agent supervision poll failed", metadata: ["errno": "\(errno)"])
                 usleep(100_000)
@@ -328,7 +319,7 @@ final class SupervisorLoop: @unchecked Sendable {
                 defer { shared.requests = [] }
                 return shared.requests
             }
-            let now = ContinuousClock.now
+            let now = supervisor.clock()
             for (index, slot) in slots.enumerated() {
                 if fds[2 + 2 * index].revents != 0 { drainOutput(slot) }
                 let exitedSignal = fds[1 + 2 * index].revents != 0

@@ -187,7 +187,7 @@ public final class Daemon: Sendable {
             link,
             watch,
             operations,
-            AgentService(supervisor: agents, publish: AgentSupervisor.publisher(link.client)),
+            AgentService(supervisor: agents, client: link.client),
             HTTPService(server: server),
             eventStream,
             ServingPhase(health: health, port: port, logger: logger),

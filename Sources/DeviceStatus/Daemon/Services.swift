@@ -1,5 +1,6 @@
 import HTTP1
 import Logging
+import MQTT
 import ServiceLifecycle
 import Storage
 
@@ -25,16 +26,39 @@ struct StoreService: Service {
     }
 }
 
-/// The agents' supervisor thread, from start to stop. Agents keep running after a stop, for the next daemon
-/// to adopt (the unit needs `KillMode=process`).
+/// The agents' supervisor thread, from start to stop, and its `B/startedprocess/<name>` announcements (QoS 0,
+/// not retained). Agents keep running after a stop, for the next daemon to adopt (the unit needs
+/// `KillMode=process`).
 struct AgentService: Service {
     let supervisor: AgentSupervisor
-    let publish: AgentSupervisor.Publish
+    let client: any MQTTPublishing
+    /// How long an announcement waits for the first broker connection: a first connection takes milliseconds;
+    /// a start announced more than 10 s late is old news.
+    static var announcementPatience: Duration { .seconds(10) }
 
     func run() async {
-        supervisor.start(publish: publish)
-        try? await gracefulShutdown()
-        await supervisor.stop()
+        let (announcements, input) = AsyncStream.makeStream(of: (topic: String, payload: [UInt8]).self)
+        supervisor.start { input.yield(($0, $1)) }
+        await withDiscardingTaskGroup { group in
+            group.addTask {
+                for await announcement in announcements { await announce(announcement.topic, announcement.payload) }
+            }
+            try? await gracefulShutdown()
+            await supervisor.stop()
+            // An announcement still waiting for a connection is dropped: the daemon is going away.
+            input.finish()
+            group.cancelAll()
+        }
+    }
+
+    /// A start in the first moments after daemon start, before the broker connection is up, waits for it instead
+    /// of being dropped (QoS 0 is not queued while offline).
+    private func announce(_ topic: String, _ payload: [UInt8]) async {
+        let deadline = ContinuousClock.now + Self.announcementPatience
+        while !client.isConnected && ContinuousClock.now < deadline {
+            do { try await Task.sleep(for: .milliseconds(50)) } catch { break }
+        }
+        client.publishNoWait(topic: topic, payload: payload, qos: 0, retain: false)
     }
 }
 
