@@ -68,8 +68,6 @@ public enum RequestParseError: Error, Sendable, Hashable, CustomStringConvertibl
     case conflictingContentLength
     /// 400: a `Content-Length` that is not a decimal number.
     case invalidContentLength
-    /// 400: `%2F` inside a path segment.
-    case encodedSlashInPath
     /// 400: a bad `%XX` escape, or one that decodes to a control character or invalid UTF-8.
     case invalidPercentEncoding
 
@@ -111,7 +109,6 @@ public enum RequestParseError: Error, Sendable, Hashable, CustomStringConvertibl
         case .contentLengthWithTransferEncoding: "content-length with transfer-encoding"
         case .conflictingContentLength: "conflicting content-length"
         case .invalidContentLength: "invalid content-length"
-        case .encodedSlashInPath: "encoded slash in path segment"
         case .invalidPercentEncoding: "invalid percent-encoding"
         }
     }

@@ -61,7 +61,8 @@ struct RequestTarget {
         return i
     }
 
-    /// "/a/b%20c" → ["a", "b c"]; "/" → []; an encoded "/" inside a segment is refused.
+    /// "/a/b%20c" → ["a", "b c"]; "/" → []; "/a%2Fb/c" → ["a/b", "c"]: split at "/" first, then each segment is
+    /// decoded, so an encoded "/" belongs to its segment.
     static func decodePath(_ path: UnsafeBufferPointer<UInt8>, into segments: inout [String])
         throws(RequestParseError)
     {
@@ -80,10 +81,9 @@ struct RequestTarget {
     private static func decodeSegment(_ bytes: UnsafeBufferPointer<UInt8>) throws(RequestParseError) -> String {
         guard bytes.contains(UInt8(ascii: "%")) else { return String(decoding: bytes, as: UTF8.self) }
         let decoded = try percentDecode(bytes, plusIsSpace: false)
-        for byte in decoded {
-            if byte == UInt8(ascii: "/") { throw .encodedSlashInPath }
-            if byte < 0x20 || byte == 0x7F { throw .invalidPercentEncoding }
-        }
+        // An encoded "/" stays inside its segment (the path was split first): ids such as "room/lamp" are
+        // addressed as "room%2Flamp". Control characters are never part of a name.
+        for byte in decoded where byte < 0x20 || byte == 0x7F { throw .invalidPercentEncoding }
         guard let string = String(validating: decoded, as: UTF8.self) else { throw .invalidPercentEncoding }
         return string
     }

@@ -23,6 +23,11 @@ import Testing
         #expect(ArrivalOrdering.decide(stored: nil, incoming: .sleeping) == .accept)
         #expect(ArrivalOrdering.reason("Online", retained: true)?.contains("retained") == true)
         #expect(ArrivalOrdering.reason("Online", retained: false) == "Online")
+        #expect(ArrivalOrdering.decide(stored: (.online, "ready"), incoming: .online, reason: "alert") == .restate)
+        #expect(
+            ArrivalOrdering.decide(stored: (.online, "ready (retained)"), incoming: .online, reason: "ready")
+                == .unchanged)
+        #expect(ArrivalOrdering.decide(stored: (.online, "ready"), incoming: .offline, reason: "lost") == .accept)
     }
 
     @Test func birthSequenceOrderingIgnoresADeathOfAnEarlierBirth() {

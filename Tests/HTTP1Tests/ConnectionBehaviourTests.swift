@@ -199,7 +199,7 @@ final class Exchange {
         ("GET / HTTP/1.1\r\n\r\n", 400),
         ("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400),
         ("GET / HTTP/1.1\r\nHost: h\r\nX-A: \u{1}\r\n\r\n", 400),
-        ("GET /path/a%2Fb HTTP/1.1\r\nHost: h\r\n\r\n", 400),
+        ("GET /path/a%00b HTTP/1.1\r\nHost: h\r\n\r\n", 400),
         ("GET / HTTP/1.1\nHost: h\n\n", 400),
     ]
 

@@ -362,9 +362,27 @@ private func refusal(_ input: String, limits: RequestLimits = RequestLimits()) -
 
     // MARK: Targets
 
-    @Test func rejectsEncodedSlashInsideAPathSegment() {
-        #expect(refusal("GET /devices/a%2Fb/x HTTP/1.1\r\nHost: h\r\n\r\n") == .encodedSlashInPath)
-        #expect(refusal("GET /devices/a%2fb HTTP/1.1\r\nHost: h\r\n\r\n") == .encodedSlashInPath)
+    @Test func splitsThePathBeforeDecodingSoAnEncodedSlashStaysInItsSegment() throws {
+        var parser = RequestParser()
+        parser.append(Array("GET /devices/z2m/room%2Flamp/history HTTP/1.1\r\nHost: h\r\n\r\n".utf8))
+        guard case .request(let request) = parser.next() else {
+            Issue.record("expected a request")
+            return
+        }
+        #expect(request.pathSegments == ["devices", "z2m", "room/lamp", "history"])
+        var lower = RequestParser()
+        lower.append(Array("GET /a%2fb%2F HTTP/1.1\r\nHost: h\r\n\r\n".utf8))
+        guard case .request(let second) = lower.next() else {
+            Issue.record("expected a request")
+            return
+        }
+        #expect(second.pathSegments == ["a/b/"])
+    }
+
+    @Test func rejectsEncodedControlCharactersInAPathSegment() {
+        #expect(refusal("GET /devices/a%00b HTTP/1.1\r\nHost: h\r\n\r\n") == .invalidPercentEncoding)
+        #expect(refusal("GET /devices/a%0Ab HTTP/1.1\r\nHost: h\r\n\r\n") == .invalidPercentEncoding)
+        #expect(refusal("GET /devices/a%7Fb HTTP/1.1\r\nHost: h\r\n\r\n") == .invalidPercentEncoding)
     }
 
     @Test func rejectsBadPercentEncoding() {

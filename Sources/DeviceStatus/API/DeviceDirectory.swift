@@ -124,7 +124,7 @@ public final class DeviceDirectory: Sendable {
             ("since", Self.time(judgement.since)), ("lastSeen", Self.time(judgement.lastSeen)),
             ("source", judgement.source.map(JSONText.quote) ?? "null"),
             ("reason", judgement.reason.map(JSONText.quote) ?? "null"),
-            ("statusPayload", record.map { String(decoding: $0.payload, as: UTF8.self) } ?? "null"),
+            ("statusPayload", record.map(Self.payloadJSON) ?? "null"),
         ]
         if let info {
             members.append(("name", JSONText.quote(info.name)))
@@ -166,6 +166,18 @@ public final class DeviceDirectory: Sendable {
                     ("type", JSONText.quote(info.key.type)), ("id", JSONText.quote(info.key.id)),
                 ])
             }.joined(separator: ",") + "]"
+    }
+
+    /// The last status payload as JSON: a `mon` payload or a presence payload that is a JSON object as is (both
+    /// were checked when accepted), any other (`Online`, `true`) as a JSON string.
+    static func payloadJSON(_ record: StatusRecord) -> String {
+        let payload = record.payload
+        if record.source == .mon
+            || (payload.first == UInt8(ascii: "{") && (try? StrictJSON.members(of: Array(payload))) != nil)
+        {
+            return String(decoding: payload, as: UTF8.self)
+        }
+        return JSONText.quote(String(decoding: payload, as: UTF8.self))
     }
 
     static func time(_ nanoseconds: Int64?) -> String {

@@ -46,8 +46,8 @@ public struct FleetRoutes: Sendable {
         _ request: HTTPRequest, _ parameters: RouteParameters, history: HistoryLog, directory: DeviceDirectory
     ) -> HTTPReply {
         let (type, id) = (parameters["type"]!, parameters["id"]!)
-        // A `/` (sent as %2F) cannot be in a topic level, so no device has it.
-        guard !type.contains("/"), !id.contains("/") else {
+        // A type is one topic level: no `/` (sent as %2F). An id may have one (Zigbee2MQTT names, Sparkplug devices).
+        guard !type.contains("/") else {
             return .json(.notFound, JSONText.error("no device \(type)/\(id) is known or configured"))
         }
         let key = DeviceKey(type: type, id: id)

@@ -99,15 +99,19 @@ public struct OperationRoutes: Sendable {
         }
     }
 
-    /// The device named by the path: type and id go into MQTT topics and store keys, so `/`, `+`, `#` and NUL
-    /// (possible after percent-decoding) are refused.
+    /// The device named by the path: type and id go into MQTT topics and store keys, so `+`, `#` and NUL
+    /// (possible after percent-decoding) are refused, and `/` in the type. An id may contain `/` (written `%2F`:
+    /// a Zigbee2MQTT friendly name, a Sparkplug `node/device`).
     static func device(_ parameters: RouteParameters) -> Result<DeviceKey, PathRefusal> {
         let type = parameters["type"]!
         let id = parameters["id"]!
-        for part in [type, id] where part.utf8.contains(where: { [0, 0x23, 0x2B, 0x2F].contains($0) }) {
-            return .failure(PathRefusal(message: "device type and id must not contain '/', '+', '#' or NUL"))
+        for part in [type, id] where part.utf8.contains(where: { [0, 0x23, 0x2B].contains($0) }) {
+            return .failure(PathRefusal(message: "device type and id must not contain '+', '#' or NUL"))
         }
-        guard let key = DeviceKey(path: type + "/" + id) else {
+        guard !type.utf8.contains(0x2F) else {
+            return .failure(PathRefusal(message: "a device type must not contain '/'"))
+        }
+        guard !type.isEmpty, !id.isEmpty, let key = DeviceKey(storedPath: type + "/" + id) else {
             return .failure(PathRefusal(message: "device type and id must not be empty"))
         }
         return .success(key)

@@ -4,7 +4,8 @@ public enum SeedLookup {
     /// The body for `type/id`; always 200.
     /// A known device's body is its stored payload itself, a slice of the record (no copy).
     public static func body(type: String, id: String, table: DeviceTable) -> ArraySlice<UInt8> {
-        if let record = table.record(forPath: type + "/" + id) {
+        // A type is one topic level: with a `/` (sent as %2F) it would name another device's path.
+        if !type.contains("/"), let record = table.record(forPath: type + "/" + id) {
             return record.source == .mon ? record.payload : Array(ibmShaped(id: id, record: record).utf8)[...]
         }
         let clientID = "d:\(table.organizationForUnknownDevices):\(type):\(id)"

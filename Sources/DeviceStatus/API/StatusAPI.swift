@@ -41,7 +41,8 @@ public struct StatusAPI: Sendable {
         }
         router.get("devices", ":type", ":id") { _, parameters in
             let key = DeviceKey(type: parameters["type"]!, id: parameters["id"]!)
-            guard let view = directory.viewJSON(for: key) else {
+            // A type is one topic level: with a `/` (sent as %2F) it would name another device's path.
+            guard !parameters["type"]!.contains("/"), let view = directory.viewJSON(for: key) else {
                 return .json(.notFound, JSONText.error("no device \(key.path) is known or configured"))
             }
             return .json(.ok, view)

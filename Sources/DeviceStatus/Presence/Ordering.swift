@@ -14,6 +14,8 @@ public enum OrderingDecision: Sendable, Equatable {
     case accept
     /// It says what is already stored: nothing changes (no event, `since` kept).
     case unchanged
+    /// The same status for another reason (Homie `ready` → `alert`): the reason is stored, `since` kept, no event.
+    case restate
     /// Older than what is stored.
     case ignoreOutOfOrder
     /// At the same time as a stored offline status, it says online: offline wins ties.
@@ -24,7 +26,7 @@ public enum OrderingDecision: Sendable, Equatable {
     /// The `/metrics` outcome label.
     public var outcome: String {
         switch self {
-        case .accept: "accepted"
+        case .accept, .restate: "accepted"
         case .unchanged: "unchanged"
         case .ignoreOutOfOrder: "out_of_order"
         case .ignoreTieLost: "tie_lost"
@@ -67,6 +69,16 @@ public enum TimestampOrdering {
 public enum ArrivalOrdering {
     public static func decide(stored: PresenceStatus?, incoming: PresenceStatus) -> OrderingDecision {
         stored == incoming ? .unchanged : .accept
+    }
+
+    /// As `decide(stored:incoming:)`, and a different reason for the same status is a restatement (Homie's
+    /// `alert` while `ready`); a retained replay's marker does not count as a different reason.
+    public static func decide(
+        stored: (status: PresenceStatus, reason: String?)?, incoming: PresenceStatus, reason: String?
+    ) -> OrderingDecision {
+        guard let stored, stored.status == incoming else { return .accept }
+        let bare = { (text: String?) in text.map { $0.hasSuffix(" (retained)") ? String($0.dropLast(11)) : $0 } }
+        return bare(stored.reason) == bare(reason) || stored.reason == "retained" ? .unchanged : .restate
     }
 
     /// The reason of a transition: the decoder's, marked when it was learned from a retained replay.

@@ -260,13 +260,15 @@ public actor StatusRegistry {
             decision = BirthSequenceOrdering.decide(
                 stored: own?.stored, incoming: status, sequence: observation.sequence)
         case .arrival:
-            decision = ArrivalOrdering.decide(stored: own?.status, incoming: status)
+            decision = ArrivalOrdering.decide(
+                stored: own.map { ($0.status, $0.reason) }, incoming: status, reason: reason)
             reason = ArrivalOrdering.reason(reason, retained: retained)
         }
         counters.count(source, decision.outcome)
-        guard decision == .accept else { return }
+        guard decision == .accept || decision == .restate else { return }
         let record = StatusRecord(
-            source: source, status: status, time: observation.sourceTime ?? now,
+            source: source, status: status,
+            time: decision == .restate ? (own?.time ?? now) : (observation.sourceTime ?? now),
             sequence: observation.sequence ?? own?.sequence ?? 0, reason: reason, payload: observation.payload)
         changes.set(path, record)
         if current?.status != status {

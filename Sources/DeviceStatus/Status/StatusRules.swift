@@ -30,7 +30,7 @@ public enum StatusRules {
         switch TimestampOrdering.decide(
             stored: stored.map { (status($0.action), $0.time) }, incoming: status(incoming.action), time: incoming.time)
         {
-        case .accept: return .accept
+        case .accept, .restate: return .accept
         case .unchanged: return .unchanged
         case .ignoreOutOfOrder: return .ignoreOutOfOrder
         case .ignoreTieLost, .ignoreStale: return .ignoreTieLost
