@@ -6,7 +6,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= config.toml.example
 PREFIX ?= /usr/local
 
-.PHONY: all deps bench-deps build release run test bench fuzz install check-unit clean
+.PHONY: all deps bench-deps test-deps build release run test test-packaging bench fuzz install install-files deb \
+	check-unit clean
 
 all: build
 
@@ -24,10 +25,14 @@ bench-deps: deps
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# scripts/build-info.sh records the git revision and build date for `devstatusd --version` (a plain `swift build`
+# works too and reports them as "unknown").
 build: deps
+	@scripts/build-info.sh
 	swift build
 
 release: deps
+	@scripts/build-info.sh
 	swift build -c release
 
 # Starts a local mosquitto on 127.0.0.1:1883 when the configured broker is local and not listening,
@@ -37,8 +42,24 @@ run: release
 
 # One test at a time: the integration tests each run a broker and the daemon, and their timing checks (backoff,
 # timeouts, slow clients) need the CPU they were written for; in parallel on 2 cores they starve each other.
-test: deps check-unit
+# After the Swift tests: the Debian package is built, checked by lintian and installed into a scratch root.
+test: test-deps check-unit
+	@scripts/build-info.sh
 	swift test --no-parallel
+	$(MAKE) --no-print-directory test-packaging
+
+# What the tests use beyond the daemon's own packages: promtool (prometheus) checks /metrics; dpkg-dev and lintian
+# build and check the package.
+TEST_PACKAGES := prometheus lintian dpkg-dev
+test-deps: deps
+	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+test-packaging: deb
+	scripts/test-deb.sh "$(DEB)"
 
 bench: bench-deps release
 	scripts/bench.sh
@@ -46,25 +67,52 @@ bench: bench-deps release
 fuzz: deps
 	Fuzz/run.sh
 
-# The service: binary, systemd unit, man page, and /etc/devstatusd/config.toml from the example (an existing
-# one is never overwritten). DESTDIR stages it elsewhere; SYSTEMD_UNIT_DIR=/lib/systemd/system for packages.
+# The service: binary, systemd unit, man page, shell completions (bash, zsh, fish) and /etc/devstatusd/config.toml
+# from the example (an existing one is never overwritten). DESTDIR stages it elsewhere; SYSTEMD_UNIT_DIR=/lib/systemd/system
+# for packages.
 UNIT := packaging/devstatusd.service
 SYSTEMD_UNIT_DIR ?= /etc/systemd/system
 MAN_DIR ?= $(PREFIX)/share/man/man8
+BASH_COMPLETION_DIR ?= $(PREFIX)/share/bash-completion/completions
+ZSH_COMPLETION_DIR ?= $(PREFIX)/share/zsh/site-functions
+FISH_COMPLETION_DIR ?= $(PREFIX)/share/fish/vendor_completions.d
+BINARY ?= $(shell swift build -c release --show-bin-path)/devstatusd
 
 install: release
-	install -D -m 0755 "$$(swift build -c release --show-bin-path)/devstatusd" "$(DESTDIR)$(PREFIX)/bin/devstatusd"
-	install -d -m 0755 "$(DESTDIR)$(SYSTEMD_UNIT_DIR)" "$(DESTDIR)/etc/devstatusd" "$(DESTDIR)$(MAN_DIR)"
+	$(MAKE) --no-print-directory install-files
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+	@echo "installed; start it with: systemctl enable --now devstatusd"
+
+# What `install` and `deb` copy, from an already built $(BINARY).
+install-files:
+	install -D -m 0755 "$(BINARY)" "$(DESTDIR)$(PREFIX)/bin/devstatusd"
+	install -d -m 0755 "$(DESTDIR)$(SYSTEMD_UNIT_DIR)" "$(DESTDIR)/etc/devstatusd" "$(DESTDIR)$(MAN_DIR)" \
+	  "$(DESTDIR)$(BASH_COMPLETION_DIR)" "$(DESTDIR)$(ZSH_COMPLETION_DIR)" "$(DESTDIR)$(FISH_COMPLETION_DIR)"
 	sed 's#/usr/local/bin/devstatusd#$(PREFIX)/bin/devstatusd#' $(UNIT) > "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/devstatusd.service"
 	chmod 0644 "$(DESTDIR)$(SYSTEMD_UNIT_DIR)/devstatusd.service"
 	install -m 0644 docs/devstatusd.8 "$(DESTDIR)$(MAN_DIR)/devstatusd.8"
+	"$(BINARY)" --generate-completion-script bash | sed '1{/^#!/d}' > "$(DESTDIR)$(BASH_COMPLETION_DIR)/devstatusd"
+	"$(BINARY)" --generate-completion-script zsh > "$(DESTDIR)$(ZSH_COMPLETION_DIR)/_devstatusd"
+	"$(BINARY)" --generate-completion-script fish > "$(DESTDIR)$(FISH_COMPLETION_DIR)/devstatusd.fish"
+	chmod 0644 "$(DESTDIR)$(BASH_COMPLETION_DIR)/devstatusd" "$(DESTDIR)$(ZSH_COMPLETION_DIR)/_devstatusd" \
+	  "$(DESTDIR)$(FISH_COMPLETION_DIR)/devstatusd.fish"
 	@if [ -e "$(DESTDIR)/etc/devstatusd/config.toml" ]; then \
 	  echo "kept the existing $(DESTDIR)/etc/devstatusd/config.toml (the new example is config.toml.example)"; \
 	else \
 	  install -m 0644 config.toml.example "$(DESTDIR)/etc/devstatusd/config.toml"; \
 	fi
-	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
-	@echo "installed; start it with: systemctl enable --now devstatusd"
+
+# A Debian package built with dpkg-deb (no debian/ source tree): the binary with the Swift runtime linked in
+# statically (so the toolchain is not needed where it is installed), the unit, the man page, the completions, and
+# /etc/devstatusd/config.toml as a conffile. Checked by lintian (no errors allowed).
+DEB_VERSION := $(shell sed -n 's/.*static let string = "\(.*\)".*/\1/p' Sources/DeviceStatus/Version.swift)
+DEB_ARCH := $(shell dpkg --print-architecture 2>/dev/null)
+DEB := .build-deb/devstatusd_$(DEB_VERSION)_$(DEB_ARCH).deb
+
+deb: test-deps
+	@scripts/build-info.sh
+	swift build -c release --static-swift-stdlib
+	scripts/make-deb.sh "$(DEB)" "$(DEB_VERSION)"
 
 # systemd-analyze verify, and security --offline=yes at most 2.5 "exposure" (its --threshold counts tenths).
 # ExecStart is pointed at an existing binary so that verify does not need an installed devstatusd.

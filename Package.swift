@@ -19,6 +19,8 @@ let package = Package(
         .systemLibrary(name: "CMosquitto", pkgConfig: "libmosquitto", providers: [.apt(["libmosquitto-dev"])]),
         .systemLibrary(name: "CLevelDB", providers: [.apt(["libleveldb-dev"])]),
         .target(name: "CSysShims"),
+        // Git revision and build date, written by `make` (scripts/build-info.sh); fallbacks without it.
+        .target(name: "CBuildInfo"),
 
         // Layers: devstatusd → DeviceStatus → {MQTT, Storage, HTTP1} → C modules.
         .target(
@@ -33,7 +35,7 @@ let package = Package(
         .target(
             name: "DeviceStatus",
             dependencies: [
-                "MQTT", "Storage", "HTTP1", "CSysShims",
+                "MQTT", "Storage", "HTTP1", "CSysShims", "CBuildInfo",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "Prometheus", package: "swift-prometheus"),

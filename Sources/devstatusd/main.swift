@@ -9,7 +9,7 @@ struct DevStatusCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "devstatusd",
         abstract: "Knows whether each of your MQTT devices is connected, alive or gone, and acts on it.",
-        version: DeviceStatusVersion.string,
+        version: "devstatusd \(DeviceStatusVersion.full)",
         subcommands: [CheckConfigCommand.self])
 
     @Option(name: [.short, .long], help: "Config file (default: ./config.toml if it exists, else built-in defaults).")

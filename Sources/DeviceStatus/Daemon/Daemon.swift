@@ -178,8 +178,8 @@ public final class Daemon: Sendable {
         do {
             port = try server.start()
         } catch {
-            throw DaemonFailure(
-                kind: .listen, description: "cannot listen on \(config.http.bind):\(config.http.port): \(error)")
+            // The error names the address itself: "cannot listen on 127.0.0.1:5000: address already in use (…)".
+            throw DaemonFailure(kind: .listen, description: "\(error)")
         }
 
         let services: [any Service] = [
@@ -271,12 +271,8 @@ public final class Daemon: Sendable {
     }
 
     private static func openStore(_ path: String) throws(DaemonFailure) -> LevelDB {
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-        } catch {
-            throw DaemonFailure(
-                kind: .dataDirectory,
-                description: "data directory \(path) cannot be created: \(error.localizedDescription)")
+        if let problem = DataDirectory.create(path) {
+            throw DaemonFailure(kind: .dataDirectory, description: problem)
         }
         do {
             return try LevelDB(path: path)
