@@ -37,15 +37,22 @@ import Testing
             lastActivity: lastActivity, since: baseTime, deadline: baseTime + 30_000_000_000, helloCount: 0)
     }
 
+    /// The fleet index of `directory`, built.
+    static func fleet(_ directory: DeviceDirectory) -> Fleet {
+        let fleet = Fleet(directory: directory)
+        fleet.rebuild()
+        return fleet
+    }
+
     /// Follows `nextCursor` to the end; returns every page's device paths.
-    static func allPages(_ directory: DeviceDirectory, _ query: FleetQuery) -> [[String]] {
+    static func allPages(_ fleet: Fleet, _ query: FleetQuery) -> [[String]] {
         var pages: [[String]] = []
         var query = query
         while true {
-            let page = directory.fleetPage(query)
-            pages.append(page.devices.map(\.key.path))
+            let page = fleet.page(query)
+            pages.append(page.devices.map(\.path))
             guard let cursor = page.nextCursor else { return pages }
-            query.after = FleetCursor.decode(cursor)
+            query.after = FleetCursor.decode(cursor, sort: query.sort)
             #expect(query.after != nil)
             if pages.count > 10_000 { return pages }
         }
@@ -53,7 +60,7 @@ import Testing
 
     @Test func pagesThroughEveryDeviceInTypeIdOrderWithoutGapsOrRepeats() {
         let table = Self.table(types: ["zeta", "alpha", "mid"], perType: 50)
-        let directory = Self.directory(table)
+        let directory = Self.fleet(Self.directory(table))
         let pages = Self.allPages(directory, FleetQuery(limit: 7))
         let paths = pages.flatMap { $0 }
         #expect(paths.count == 150)
@@ -65,35 +72,36 @@ import Testing
     }
 
     @Test func lastPageHasNoCursorEvenWhenItIsExactlyFull() {
-        let directory = Self.directory(Self.table(types: ["t"], perType: 10))
-        let first = directory.fleetPage(FleetQuery(limit: 5))
+        let fleet = Self.fleet(Self.directory(Self.table(types: ["t"], perType: 10)))
+        let first = fleet.page(FleetQuery(limit: 5))
         #expect(first.devices.count == 5)
         #expect(first.nextCursor != nil)
-        let second = directory.fleetPage(FleetQuery(limit: 5, after: FleetCursor.decode(first.nextCursor!)))
-        #expect(second.devices.map(\.key.path) == (5..<10).map { String(format: "t/d%05d", $0) })
+        let second = fleet.page(FleetQuery(limit: 5, after: FleetCursor.decode(first.nextCursor!, sort: .key)))
+        #expect(second.devices.map(\.path) == (5..<10).map { String(format: "t/d%05d", $0) })
         #expect(second.nextCursor == nil)
-        #expect(directory.fleetPage(FleetQuery(limit: 10)).nextCursor == nil)
+        #expect(fleet.page(FleetQuery(limit: 10)).nextCursor == nil)
     }
 
     @Test func filtersByStatusAndTypeWhileCountsFollowOnlyTheType() {
         // Per type: 30 devices, every third disconnected → 10 offline, 20 online.
-        let directory = Self.directory(Self.table(types: ["a", "b"], perType: 30))
-        let all = directory.fleetPage(FleetQuery())
+        let directory = Self.fleet(Self.directory(Self.table(types: ["a", "b"], perType: 30)))
+        let all = directory.page(FleetQuery())
         #expect(all.total == 60)
         #expect(all.counts == [.online: 40, .offline: 20, .expired: 0, .unknown: 0])
 
-        let offlineB = directory.fleetPage(FleetQuery(status: .offline, type: "b"))
+        let offlineB = directory.page(FleetQuery(status: .offline, type: "b"))
         #expect(offlineB.total == 10)
         #expect(offlineB.devices.count == 10)
-        #expect(offlineB.devices.allSatisfy { $0.key.type == "b" && $0.judgement.state == .offline })
+        #expect(offlineB.devices.allSatisfy { $0.type == "b" && $0.entry.state == .offline })
         #expect(offlineB.counts == [.online: 20, .offline: 10, .expired: 0, .unknown: 0])
 
         let pages = Self.allPages(directory, FleetQuery(status: .online, type: "a", limit: 6))
         #expect(pages.flatMap { $0 }.count == 20)
         // A type that is the prefix of another is not mixed with it.
-        let prefixed = Self.directory(Self.table(types: ["a", "ab"], perType: 4))
-        #expect(prefixed.fleetPage(FleetQuery(type: "a")).total == 4)
-        #expect(prefixed.fleetPage(FleetQuery(type: "nothing")).devices.isEmpty)
+        let prefixed = Self.fleet(Self.directory(Self.table(types: ["a", "ab"], perType: 4)))
+        #expect(prefixed.page(FleetQuery(type: "a")).total == 4)
+        #expect(prefixed.page(FleetQuery(type: "a")).devices.count == 4)
+        #expect(prefixed.page(FleetQuery(type: "nothing")).devices.isEmpty)
     }
 
     @Test func includesConfiguredDevicesJudgedFromBothSignals() {
@@ -103,19 +111,19 @@ import Testing
         let fresh = WatchInfo(
             name: "esp04", kind: .device, key: DeviceKey(type: "device", id: "esp04"), timeoutSeconds: 30,
             watched: true, expired: false, lastActivity: nil, since: Self.baseTime, deadline: nil, helloCount: 0)
-        let directory = Self.directory(table, watched: [joined, fresh])
-        let page = directory.fleetPage(FleetQuery())
-        #expect(page.devices.map(\.key.path) == ["device/esp04", "type1/d00000", "type1/d00001", "type1/d00002"])
-        #expect(page.devices.map(\.judgement.state) == [.unknown, .offline, .expired, .online])
+        let directory = Self.fleet(Self.directory(table, watched: [joined, fresh]))
+        let page = directory.page(FleetQuery())
+        #expect(page.devices.map(\.path) == ["device/esp04", "type1/d00000", "type1/d00001", "type1/d00002"])
+        #expect(page.devices.map(\.entry.state) == [.unknown, .offline, .expired, .online])
         // The joined device is counted once, as expired (watchdog beats status topic).
         #expect(page.counts == [.online: 1, .offline: 1, .expired: 1, .unknown: 1])
         #expect(page.total == 4)
-        #expect(directory.fleetPage(FleetQuery(status: .expired)).devices.map(\.key.path) == ["type1/d00001"])
+        #expect(directory.page(FleetQuery(status: .expired)).devices.map(\.path) == ["type1/d00001"])
     }
 
     @Test func answersTheDocumentedJSON() throws {
-        let directory = Self.directory(Self.table(types: ["t"], perType: 2))
-        let page = directory.fleetPage(FleetQuery(limit: 1))
+        let directory = Self.fleet(Self.directory(Self.table(types: ["t"], perType: 2)))
+        let page = directory.page(FleetQuery(limit: 1))
         let object = try #require(
             try JSONSerialization.jsonObject(with: Data(page.json.utf8)) as? [String: Any])
         let devices = try #require(object["devices"] as? [[String: Any]])
@@ -125,11 +133,13 @@ import Testing
         #expect(devices[0]["status"] as? String == "offline")
         #expect(devices[0]["since"] as? String == "2023-11-14T22:13:20.000Z")
         #expect(devices[0]["lastSeen"] as? String == "2023-11-14T22:13:20.000Z")
+        #expect(devices[0]["source"] as? String == "status")
         #expect(object["nextCursor"] as? String == FleetCursor.encode("t/d00000"))
         #expect(object["counts"] as? [String: Int] == ["online": 1, "offline": 1, "expired": 0, "unknown": 0])
         #expect(object["total"] as? Int == 2)
+        #expect(object["types"] as? [String: Int] == ["t": 2])
         let last = try #require(
-            try JSONSerialization.jsonObject(with: Data(directory.fleetPage(FleetQuery()).json.utf8)) as? [String: Any])
+            try JSONSerialization.jsonObject(with: Data(directory.page(FleetQuery()).json.utf8)) as? [String: Any])
         #expect(last["nextCursor"] is NSNull)
     }
 
@@ -148,10 +158,24 @@ import Testing
         #expect(refusal([("cursor", "!!!")]) == "cursor")
         #expect(refusal([("cursor", FleetCursor.encode("no-slash"))]) == "cursor")
         #expect(refusal([("type", "a/b")]) == "type")
-        #expect(refusal([("limit", "1000"), ("status", "expired"), ("type", "t")]) == nil)
+        #expect(refusal([("sort", "name")]) == "sort")
+        #expect(refusal([("sort", "lastseen")]) == "sort")
+        #expect(refusal([("q", String(repeating: "x", count: 257))]) == "q")
+        #expect(refusal([("stauts", "online")]) == "stauts")
+        #expect(refusal([("limit", "5"), ("limit", "6")]) == "limit")
+        #expect(refusal([("page", "")]) == "page")
+        // A cursor is only good for the order it was made in.
+        let timeCursor = FleetCursor(path: "t/a", time: 5).encoded(sort: .lastSeen)
+        #expect(refusal([("cursor", timeCursor)]) == "cursor")
+        #expect(refusal([("cursor", timeCursor), ("sort", "since")]) == "cursor")
+        #expect(refusal([("cursor", timeCursor), ("sort", "lastSeen")]) == nil)
+        #expect(refusal([("cursor", FleetCursor.encode("t/a")), ("sort", "since")]) == "cursor")
+        #expect(
+            refusal([("limit", "1000"), ("status", "expired"), ("type", "t"), ("q", "x"), ("sort", "since")]) == nil)
         // Empty values are absent values, as in `?status=&type=`.
         let empty = FleetQuery.parse([
-            (name: "status", value: ""), (name: "type", value: ""), (name: "limit", value: ""),
+            (name: "status", value: ""), (name: "type", value: ""), (name: "limit", value: ""), (name: "q", value: ""),
+            (name: "sort", value: ""),
         ])
         #expect((try? empty.get()) == FleetQuery())
     }
@@ -164,19 +188,16 @@ import Testing
                     $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || $0 < 128 && isalnum(Int32($0)) != 0
                 })
             #expect(FleetCursor.decode(cursor) == path)
+            #expect(FleetCursor.decode(cursor, sort: .key) == FleetCursor(path: path))
+            for sort in [FleetSort.lastSeen, .since] {
+                for time: Int64? in [nil, 0, -3, 1_700_000_000_123_456_789] {
+                    let cursor = FleetCursor(path: path, time: time)
+                    #expect(FleetCursor.decode(cursor.encoded(sort: sort), sort: sort) == cursor)
+                }
+            }
         }
         #expect(FleetCursor.decode("") == nil)
         #expect(FleetCursor.decode("A") == nil)
-    }
-
-    @Test func keepsTheSmallestPathsWhateverTheOfferOrder() {
-        var generator = SystemRandomNumberGenerator()
-        for capacity in [1, 2, 7, 100] {
-            let paths = (0..<500).map { _ in "t/\(UInt32.random(in: 0...100_000, using: &generator))" }
-            var selection = SmallestPaths<Int>(capacity: capacity)
-            for (index, path) in paths.enumerated() { selection.offer(path, index) }
-            #expect(selection.sorted().map(\.path) == Array(paths.sorted().prefix(capacity)))
-        }
     }
 
     @Test func servesAPageOfAMillionDevicesInOnePass() {
@@ -196,24 +217,35 @@ import Testing
         table.apply(changes)
         changes = []
         let directory = Self.directory(table)
+        let buildStarted = ContinuousClock.now
+        let fleet = Self.fleet(directory)
+        let built = ContinuousClock.now - buildStarted
         var elapsed: [Duration] = []
         var query = FleetQuery(limit: 100)
-        var page = directory.fleetPage(query)
+        var page = fleet.page(query)
         for _ in 0..<3 {
             let started = ContinuousClock.now
-            page = directory.fleetPage(query)
+            page = fleet.page(query)
             elapsed.append(ContinuousClock.now - started)
-            query.after = page.nextCursor.flatMap(FleetCursor.decode)
+            query.after = page.nextCursor.flatMap { FleetCursor.decode($0, sort: .key) }
         }
-        let started = ContinuousClock.now
-        let filtered = directory.fleetPage(FleetQuery(status: .offline, type: "type4", limit: 1000))
-        let filteredElapsed = ContinuousClock.now - started
+        func timed(_ query: FleetQuery) -> (FleetPage, Duration) {
+            let started = ContinuousClock.now
+            let page = fleet.page(query)
+            return (page, ContinuousClock.now - started)
+        }
+        let (filtered, filteredElapsed) = timed(FleetQuery(status: .offline, type: "type4", limit: 1000))
+        let (searched, searchElapsed) = timed(FleetQuery(search: "ice99", limit: 100))
+        let (searchedAgain, searchAgainElapsed) = timed(FleetQuery(search: "ice99", sort: .lastSeen, limit: 100))
         #expect(page.devices.count == 100)
         #expect(page.total == count)
         #expect(page.counts[.offline] == count / 4)
         #expect(filtered.devices.count == 1000)
+        #expect(searched.total == searchedAgain.total && searched.total > 1000)
         print(
-            "GET /devices at \(count) devices: limit 100 page \(elapsed.map { "\($0 / .milliseconds(1)) ms" }); "
-                + "status+type filter, limit 1000: \(filteredElapsed / .milliseconds(1)) ms")
+            "GET /devices at \(count) devices: index built in \(built / .milliseconds(1)) ms; limit 100 page "
+                + "\(elapsed.map { "\($0 / .milliseconds(1)) ms" }); status+type filter, limit 1000: "
+                + "\(filteredElapsed / .milliseconds(1)) ms; q: \(searchElapsed / .milliseconds(1)) ms, "
+                + "same q by lastSeen: \(searchAgainElapsed / .milliseconds(1)) ms")
     }
 }

@@ -52,6 +52,28 @@ public final class DeviceDirectory: Sendable {
         return Self.judge(record: record, watch: info)
     }
 
+    /// The judgement of the device at `type/id`, nil when nothing is known or configured.
+    public func judgement(forPath path: String) -> Judgement? {
+        Self.judge(record: table.record(forPath: path), watch: watch.info(forPath: path))
+    }
+
+    /// Calls `body` with every known device (status-topic records and configured devices) and its judgement, each
+    /// once; the records come from a snapshot of the table (no lock held while `body` runs).
+    public func forEachJudgement(_ body: (String, Judgement) -> Void) {
+        let watched = watch.all
+        let watchedPaths = Set(watched.map(\.key.path))
+        table.forEachRecord { path, record in
+            // Configured devices are judged below, from both signals.
+            if !watchedPaths.isEmpty, watchedPaths.contains(path) { return }
+            if let judgement = Self.judge(record: record, watch: nil) { body(path, judgement) }
+        }
+        for info in watched {
+            if let judgement = Self.judge(record: table.record(for: info.key), watch: info) {
+                body(info.key.path, judgement)
+            }
+        }
+    }
+
     /// Whether the device is online now (what operation delivery waits for).
     public func isOnline(_ key: DeviceKey) -> Bool { judgement(for: key)?.state == .online }
 

@@ -1,35 +1,41 @@
 import HTTP1
 
 /// The fleet routes of SPEC §4.2:
-/// - `GET /devices?status=&type=&limit=&cursor=` → `{"devices":[{type,id,status,since,lastSeen}…],
-///   "nextCursor":"…"|null,"counts":{"online":n,"offline":n,"expired":n,"unknown":n},"total":n}`, sorted by
-///   `type/id`; `limit` default 100, at most 1000; 400 naming the parameter at fault (see `FleetQuery`);
+/// - `GET /devices?status=&type=&q=&sort=&limit=&cursor=` → `{"devices":[{type,id,status,source,since,lastSeen}…],
+///   "nextCursor":"…"|null,"counts":{"online":n,…},"total":n,"types":{"<type>":n,…}}`, in `type/id` order or newest
+///   first by `lastSeen` or `since`; `limit` default 100, at most 1000; 400 naming the parameter at fault, unknown
+///   ones included (see `FleetQuery`), answered from the fleet index (`Fleet`);
 /// - `GET /devices/<type>/<id>/history?limit=` → `{"type","id","transitions":[{time,from,to,source,reason}…]}`,
 ///   newest first, `limit` default and maximum 100; 404 when the device is neither known, configured, nor has a
 ///   stored transition;
 /// - `GET /events` → Server-Sent Events of status transitions (see `StatusEventStream`).
 ///
-/// Every handler answers from snapshots and none awaits an actor; the list, which walks the whole table, is
+/// Every handler answers from snapshots and none awaits an actor. A page is a seek and a short walk in the index, but
+/// a search (`q`) over a large fleet reads every key once, and the index waits for its first build: pages are
 /// computed off the event loop (`HTTPReply.offLoop`).
 public struct FleetRoutes: Sendable {
     let directory: DeviceDirectory
+    let fleet: Fleet
     let history: HistoryLog?
     let events: StatusEventStream?
 
     /// Without `history` or `events`, their routes are not registered.
-    public init(directory: DeviceDirectory, history: HistoryLog? = nil, events: StatusEventStream? = nil) {
+    public init(
+        directory: DeviceDirectory, fleet: Fleet, history: HistoryLog? = nil, events: StatusEventStream? = nil
+    ) {
         self.directory = directory
+        self.fleet = fleet
         self.history = history
         self.events = events
     }
 
     public func register(in router: inout Router) {
         let directory = directory
+        let fleet = fleet
         router.get("devices") { request, _ in
             switch FleetQuery.parse(request.query) {
             case .failure(let refusal): return .json(.badRequest, JSONText.error(refusal.message))
-            // A page walks the whole table: off the loop, so lookups on it go on meanwhile.
-            case .success(let query): return .offLoop { .json(.ok, directory.fleetPage(query).json) }
+            case .success(let query): return .offLoop { .json(.ok, fleet.page(query).json) }
             }
         }
         if let history {

@@ -8,7 +8,7 @@ public struct StatusAPI: Sendable {
     let readiness: Readiness
     /// The operation routes of SPEC §4.3 (none when nil).
     let operations: OperationRoutes?
-    /// The fleet list, history and event stream of SPEC §4.2; default: the list only, over `directory`.
+    /// The fleet list, history and event stream of SPEC §4.2; none when nil.
     let fleet: FleetRoutes?
     var table: DeviceTable { directory.table }
 
@@ -57,7 +57,7 @@ public struct StatusAPI: Sendable {
             return .offLoop { .json(.ok, directory.iotMonitorListJSON()) }
         }
         operations?.register(in: &router)
-        (fleet ?? FleetRoutes(directory: directory)).register(in: &router)
+        fleet?.register(in: &router)
         return router
     }
 }

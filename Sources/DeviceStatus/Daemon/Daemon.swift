@@ -32,6 +32,9 @@ public final class Daemon: Sendable {
     public let health: ServiceHealth
     /// The HTTP port actually bound (the configured one, or the one the kernel chose for port 0).
     public let port: Int
+    /// The fleet index: devices per status and per type (`counts()`, `typeCounts()`), and the pages of
+    /// `GET /devices`. Kept from the device events; reading it costs no walk of the fleet.
+    public let fleet: Fleet
     private let logger: Logger
     private let registry: StatusRegistry
     private let watch: WatchService
@@ -41,9 +44,10 @@ public final class Daemon: Sendable {
 
     private init(
         services: [any Service], metrics: DaemonMetrics, health: ServiceHealth, port: Int, config: DaemonConfig,
-        registry: StatusRegistry, watch: WatchService, link: BrokerLink<MQTTClient>, logger: Logger
+        registry: StatusRegistry, watch: WatchService, link: BrokerLink<MQTTClient>, fleet: Fleet, logger: Logger
     ) {
         self.services = services
+        self.fleet = fleet
         self.metrics = metrics
         self.health = health
         self.port = port
@@ -154,6 +158,10 @@ public final class Daemon: Sendable {
                 let counts = operations.table.counts(for: key)
                 return OperationStatus.allCases.map { ($0.rawValue, counts[$0] ?? 0) }
             })
+        // The fleet index: counts and pages of GET /devices, kept from the device events.
+        let fleet = Fleet(directory: directory)
+        fleet.observe(events)
+        fleet.rebuildInBackground()
         // Devices by overall status (status topic and watchdog together) for the status line and /metrics.
         health.attach(
             registry: registry, readiness: readiness, client: link.client, devices: { directory.countsByState() })
@@ -167,7 +175,7 @@ public final class Daemon: Sendable {
         let api = StatusAPI(
             directory: directory, readiness: readiness,
             operations: OperationRoutes(delivery: operations, access: WriteAccess(token: config.http.token)),
-            fleet: FleetRoutes(directory: directory, history: history, events: eventStream))
+            fleet: FleetRoutes(directory: directory, fleet: fleet, history: history, events: eventStream))
         var router = api.router
         router.addMetricsRoute(metrics)
         let server = HTTPServer(
@@ -194,7 +202,7 @@ public final class Daemon: Sendable {
         ]
         return Daemon(
             services: services, metrics: metrics, health: health, port: port, config: config, registry: registry,
-            watch: watch, link: link, logger: logger)
+            watch: watch, link: link, fleet: fleet, logger: logger)
     }
 
     /// What a configuration reload changed, and what waits for a restart.
@@ -230,6 +238,8 @@ public final class Daemon: Sendable {
                 logger.error("could not update subscriptions after reload", metadata: ["error": "\(error)"])
             }
             effective.watched = watched
+            // Devices added, removed or joined to another key: judged again in the fleet index.
+            for device in running.watched + watched { fleet.markChanged(device.type + "/" + device.id) }
             result.applied.append("[device_*]")
             logger.notice(
                 "watched devices reloaded",

@@ -16,6 +16,8 @@ public struct DeviceEvent: Sendable {
         case transition(from: DeviceState, to: DeviceState)
         /// The device's hello topic fired.
         case hello
+        /// The device was heard from without a change of status (its last-seen time moved).
+        case seen
     }
 
     public let key: DeviceKey
@@ -38,6 +40,7 @@ public struct DeviceEvent: Sendable {
         switch kind {
         case .hello: true
         case .transition(_, let to): to == .online
+        case .seen: false
         }
     }
 }

@@ -62,6 +62,13 @@ public final class DeviceTable: Sendable {
         }
     }
 
+    /// Calls `body` with every device path and its record, from a snapshot (no lock held).
+    public func forEachRecord(_ body: (_ path: String, _ record: StatusRecord) -> Void) {
+        walk { table in
+            for (path, record) in table { body(path, record) }
+        }
+    }
+
     /// The org used for never-connected answers: configured, else learned from messages, else "".
     public var organizationForUnknownDevices: String { organization.withLock { $0 } }
 

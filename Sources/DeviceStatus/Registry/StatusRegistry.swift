@@ -215,6 +215,8 @@ public actor StatusRegistry {
         var records: [(path: String, record: StatusRecord?)] = []
         var transitions: [(path: String, from: DeviceState, to: DeviceState, source: PresenceSource, reason: String?)] =
             []
+        /// Devices heard from without a change of status (their last-seen time moved).
+        var seen: [(path: String, source: PresenceSource)] = []
         /// Several messages of one batch may concern the same device: each is judged against the latest.
         var pending: [String: StatusRecord?] = [:]
         var organization: String
@@ -273,6 +275,8 @@ public actor StatusRegistry {
         changes.set(path, record)
         if current?.status != status {
             changes.transitions.append((path, Self.state(of: current), status.state, source, reason))
+        } else {
+            changes.seen.append((path, source))
         }
         if observation.cascades, status != .online {
             cascade(from: observation.key, status: status, record: record, into: &changes)
@@ -320,8 +324,12 @@ public actor StatusRegistry {
         table.apply(changes.records)
         batch.put(Self.countKey, Array("\(table.count)".utf8))
         write(batch)
-        if let events, !changes.transitions.isEmpty {
+        if let events, !changes.transitions.isEmpty || !changes.seen.isEmpty {
             let now = clock()
+            for (path, source) in changes.seen {
+                guard let key = DeviceKey(storedPath: path) else { continue }
+                events.emit(DeviceEvent(key: key, kind: .seen, source: source.name, time: now))
+            }
             for transition in changes.transitions {
                 guard let key = DeviceKey(storedPath: transition.path) else { continue }
                 events.emit(

@@ -186,6 +186,10 @@ public actor WatchService: BrokerComponent, Service {
                     touched.insert(index)
                     helloCounts[index] += 1
                     activity(index, monotonicNow: monotonicNow, wallNow: wallNow)
+                    // Observers read the snapshot: it says what the event says before the event goes out.
+                    snapshot.update([
+                        (index, Self.info(index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index]))
+                    ])
                     events.emit(DeviceEvent(key: keys[index], kind: .hello, source: "hello", time: wallNow))
                     if !batch.isEmpty { flush(&batch) }
                     restoreStates(of: index)
@@ -196,6 +200,11 @@ public actor WatchService: BrokerComponent, Service {
         if !touched.isEmpty {
             snapshot.update(
                 touched.map { ($0, Self.info($0, layout: layout, watchdog: watchdog, helloCount: helloCounts[$0])) })
+            // Their last-seen time moved (the fleet index orders by it).
+            let wallNow = wallClockNanoseconds()
+            for index in touched {
+                events.emit(DeviceEvent(key: keys[index], kind: .seen, source: "watchdog", time: wallNow))
+            }
         }
     }
 
@@ -274,6 +283,10 @@ public actor WatchService: BrokerComponent, Service {
         client?.publishNoWait(
             topic: expireTopic(index), payload: Array("\(lastActivity / 1_000_000_000)".utf8), qos: 1, retain: true)
         publishStatus(index, device: device, status: "expired")
+        // Observers read the snapshot: it says what the event says before the event goes out.
+        snapshot.update([
+            (index, Self.info(index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index]))
+        ])
         events.emit(
             DeviceEvent(
                 key: keys[index], kind: .transition(from: .online, to: .expired), source: "watchdog",
@@ -285,6 +298,10 @@ public actor WatchService: BrokerComponent, Service {
         logger.notice("device alive again", metadata: ["device": "\(devices[index].name)"])
         client?.publishNoWait(topic: expireTopic(index), payload: [], qos: 1, retain: true)
         publishStatus(index, device: device, status: "online")
+        // Observers read the snapshot: it says what the event says before the event goes out.
+        snapshot.update([
+            (index, Self.info(index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index]))
+        ])
         events.emit(
             DeviceEvent(
                 key: keys[index], kind: .transition(from: .expired, to: .online), source: "watchdog",
