@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Lookups while the whole fleet is walked: `wrk` on GET /<type>/<id> against a daemon holding DEVICES
+# Lookups while the fleet is paged: `wrk` on GET /<type>/<id> against a daemon holding DEVICES
 # (default 1,000,000) devices, first alone (the reference), then while a client pages GET /devices
-# back to back (each page walks the whole table). A walk must not hold up lookups.
+# back to back, following nextCursor: in type/id order, by lastSeen, and with a search (q) by since.
+# Paging must not hold up lookups: each line prints its ratio to the lookups alone (target >= 0.8).
 #
 #   scripts/bench-fleet-walk.sh            DEVICES=200000 DURATION=5 scripts/bench-fleet-walk.sh
 #
-# Expects `swift build -c release` done (or BIN=<dir with the release binaries>). Needs wrk and curl.
+# Expects `swift build -c release` done (or BIN=<dir with the release binaries>). Needs wrk, curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEVICES="${DEVICES:-1000000}"
@@ -17,25 +18,43 @@ trap 'kill "${daemon:-}" "${pager:-}" 2>/dev/null || true; wait 2>/dev/null || t
 "$bin/devstatusd-bench" seed "$work/data" --devices "$DEVICES" --http-names >/dev/null
 . scripts/lookup-daemon.sh
 start_lookup_daemon "$bin" "$work"
+# The fleet index is built in the background after the start: the first page waits for it.
+curl -fsS -o /dev/null "http://127.0.0.1:$port/devices?limit=1"
 
 lookups() {
     wrk -t1 -c8 -d"${DURATION}s" --latency "http://127.0.0.1:$port/type1/dev1" | awk '
         /Requests\/sec:/ { rate = $2 }
         /^ +99%/ { p99 = $2 }
         /^ +Latency +[0-9]/ { max = $4 }
-        END { printf "%10.0f req/s   p99 %9s   max %9s", rate, p99, max }'
+        END { printf "%.0f %s %s", rate, p99, max }'
 }
 
-printf '%-34s %s\n' "lookups alone ($DEVICES devices)" "$(lookups)"
-(
-    n=0
-    while true; do
-        curl -fsS -o /dev/null "http://127.0.0.1:$port/devices?limit=100"
-        n=$((n + 1))
-        echo "$n" >"$work/pages"
-    done
-) &
-pager=$!
-result="$(lookups)"
-kill "$pager" 2>/dev/null || true
-printf '%-34s %s   (%s pages of GET /devices)\n' "lookups while paging the fleet" "$result" "$(cat "$work/pages" 2>/dev/null || echo 0)"
+# Pages back to back with QUERY, following nextCursor to the end and starting over; counts pages in $work/pages.
+pages() {
+    python3 - "$port" "$1" "$work/pages" <<'PY'
+import json, sys, urllib.request, urllib.parse
+port, query, counter = sys.argv[1], sys.argv[2], sys.argv[3]
+n, cursor = 0, None
+while True:
+    url = f"http://127.0.0.1:{port}/devices?limit=100" + (f"&{query}" if query else "")
+    if cursor: url += "&cursor=" + urllib.parse.quote(cursor)
+    page = json.load(urllib.request.urlopen(url))
+    cursor = page["nextCursor"]
+    n += 1
+    with open(counter, "w") as f: f.write(str(n))
+PY
+}
+
+read -r alone alone_p99 alone_max <<<"$(lookups)"
+printf '%-44s %8.0f req/s   p99 %9s   max %9s\n' "lookups alone ($DEVICES devices)" "$alone" "$alone_p99" "$alone_max"
+for query in "" "sort=lastSeen" "q=dev12&sort=since" "status=offline&type=type3&q=9"; do
+    rm -f "$work/pages"
+    pages "$query" &
+    pager=$!
+    read -r rate p99 max <<<"$(lookups)"
+    kill "$pager" 2>/dev/null || true
+    wait "$pager" 2>/dev/null || true
+    printf '%-44s %8.0f req/s   p99 %9s   max %9s   ratio %.2f   (%s pages)\n' \
+        "lookups while paging ${query:-in key order}" "$rate" "$p99" "$max" \
+        "$(python3 -c "print($rate / $alone)")" "$(cat "$work/pages" 2>/dev/null || echo 0)"
+done
