@@ -87,13 +87,13 @@ import Testing
         let directory = Self.fleet(Self.directory(Self.table(types: ["a", "b"], perType: 30)))
         let all = directory.page(FleetQuery())
         #expect(all.total == 60)
-        #expect(all.counts == [.online: 40, .offline: 20, .expired: 0, .unknown: 0])
+        #expect(all.counts == [.online: 40, .offline: 20, .expired: 0, .unknown: 0, .sleeping: 0])
 
         let offlineB = directory.page(FleetQuery(status: .offline, type: "b"))
         #expect(offlineB.total == 10)
         #expect(offlineB.devices.count == 10)
         #expect(offlineB.devices.allSatisfy { $0.type == "b" && $0.entry.state == .offline })
-        #expect(offlineB.counts == [.online: 20, .offline: 10, .expired: 0, .unknown: 0])
+        #expect(offlineB.counts == [.online: 20, .offline: 10, .expired: 0, .unknown: 0, .sleeping: 0])
 
         let pages = Self.allPages(directory, FleetQuery(status: .online, type: "a", limit: 6))
         #expect(pages.flatMap { $0 }.count == 20)
@@ -116,7 +116,7 @@ import Testing
         #expect(page.devices.map(\.path) == ["device/esp04", "type1/d00000", "type1/d00001", "type1/d00002"])
         #expect(page.devices.map(\.entry.state) == [.unknown, .offline, .expired, .online])
         // The joined device is counted once, as expired (watchdog beats status topic).
-        #expect(page.counts == [.online: 1, .offline: 1, .expired: 1, .unknown: 1])
+        #expect(page.counts == [.online: 1, .offline: 1, .expired: 1, .unknown: 1, .sleeping: 0])
         #expect(page.total == 4)
         #expect(directory.page(FleetQuery(status: .expired)).devices.map(\.path) == ["type1/d00001"])
     }
