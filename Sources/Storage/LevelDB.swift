@@ -1,4 +1,5 @@
 import CLevelDB
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -14,6 +15,12 @@ import CLevelDB
 ///
 /// Keys and values are any `Sequence<UInt8>` (`[UInt8]`, `ArraySlice<UInt8>`, `"text".utf8`);
 /// contiguous ones are passed to LevelDB without copying.
+///
+/// A failed write poisons the handle: LevelDB's log may then hold a partial record, and records appended after it
+/// would be dropped by the next recovery (acknowledged data lost without a word). Every later write throws
+/// `.poisoned` until ``reopen(probeBytes:)`` has closed the handle, opened the directory again (recovery) and
+/// verified every record's checksum. A read that fails (a checksum mismatch) poisons the handle too. Reads go on
+/// meanwhile.
 public final class LevelDB: Sendable {
     /// How to open the database.
     public struct Options: Sendable, Equatable {
@@ -21,8 +28,13 @@ public final class LevelDB: Sendable {
         public var createIfMissing: Bool
         /// Fail with `.invalidArgument` when a database already exists. Default `false`.
         public var errorIfExists: Bool
-        /// Check data aggressively and stop at the first corruption. Default `false` (LevelDB's own default).
+        /// Check data aggressively and stop at the first corruption: recovery fails instead of dropping a damaged
+        /// log record, table files are checked when opened. Default `false` (LevelDB's own default); the daemon
+        /// sets it.
         public var paranoidChecks: Bool
+        /// Verify every block read against its checksum: a mismatch is a `.corrupt` error, never altered bytes.
+        /// Default `true` (LevelDB's default is `false`).
+        public var verifyChecksums: Bool
         /// Bytes buffered in memory before a table is written. Default 8 MiB: LevelDB's 4 MiB
         /// halves the number of level-0 files during a burst of writes (a big retained replay).
         public var writeBufferSize: Int
@@ -39,12 +51,14 @@ public final class LevelDB: Sendable {
 
         public init(
             createIfMissing: Bool = true, errorIfExists: Bool = false, paranoidChecks: Bool = false,
-            writeBufferSize: Int = 8 << 20, blockCacheBytes: Int = 8 << 20, compression: Bool = true,
+            verifyChecksums: Bool = true, writeBufferSize: Int = 8 << 20, blockCacheBytes: Int = 8 << 20,
+            compression: Bool = true,
             bloomFilterBitsPerKey: Int = 10, maxOpenFiles: Int = 1000
         ) {
             self.createIfMissing = createIfMissing
             self.errorIfExists = errorIfExists
             self.paranoidChecks = paranoidChecks
+            self.verifyChecksums = verifyChecksums
             self.writeBufferSize = writeBufferSize
             self.blockCacheBytes = blockCacheBytes
             self.compression = compression
@@ -80,6 +94,51 @@ public final class LevelDB: Sendable {
     /// `true` until ``close()``.
     public var isOpen: Bool { handle.lock.withReadLock { handle.db != nil } }
 
+    /// The failure that poisoned this handle, nil while it is healthy. Writes throw `.poisoned` while it is set.
+    public var failure: StorageError? { handle.failure.withLock { $0 } }
+
+    /// Lines of LevelDB's own log (`LOG` in the directory) written by the last open that say recovery dropped or
+    /// skipped damaged data ("000005.log: dropping 1234 bytes; Corruption: checksum mismatch"); empty when
+    /// recovery lost nothing.
+    public var recoveryLosses: [String] { handle.lock.withReadLock { handle.recoveryLosses } }
+
+    /// Makes a poisoned handle usable again, or throws and stays poisoned: writes and syncs `probeBytes` to a file
+    /// in the directory (is there room again?), closes the database, opens it again (LevelDB's recovery, with the
+    /// options of the first open), reads every record with its checksum verified, and writes and syncs a probe
+    /// record. Reads wait while it runs. A healthy handle is left alone.
+    /// - Parameter probeBytes: at least what recovery may write (a table of the write buffer's size); default 16 MiB.
+    public func reopen(probeBytes: Int = 16 << 20) throws(StorageError) {
+        guard failure != nil else { return }
+        try probeSpace(directory: path, bytes: probeBytes)
+        try handle.lock.withWriteLock { () throws(StorageError) in
+            if let db = handle.db { leveldb_close(db) }
+            handle.db = nil
+            try handle.open(path: path)
+        }
+        // The new handle stays poisoned (writes refused, reads served) until every record has been read back whole.
+        do {
+            try forEach { _, _ in true }
+        } catch let error as StorageError {
+            throw error
+        } catch {
+            throw StorageError(kind: .other, message: "\(error)", path: path)
+        }
+        try handle.lock.withReadLock { () throws(StorageError) in
+            let db = try openDB()
+            var error: UnsafeMutablePointer<CChar>?
+            let key = Self.probeKey
+            key.withUnsafeBufferPointer { k in
+                leveldb_put(db, handle.syncWrite, k.charPointer, k.count, k.charPointer, k.count, &error)
+                if error == nil { leveldb_delete(db, handle.syncWrite, k.charPointer, k.count, &error) }
+            }
+            try check(error)
+        }
+        handle.failure.withLock { $0 = nil }
+    }
+
+    /// The key of the probe record ``reopen(probeBytes:)`` writes and deletes: sorts before any text key.
+    static let probeKey: [UInt8] = Array("\u{0}storage-probe".utf8)
+
     /// The value stored under `key`, or `nil`.
     public func get(_ key: some Sequence<UInt8>) throws(StorageError) -> [UInt8]? {
         try handle.lock.withReadLock { () throws(StorageError) -> [UInt8]? in
@@ -101,7 +160,7 @@ public final class LevelDB: Sendable {
     public func put(_ key: some Sequence<UInt8>, _ value: some Sequence<UInt8>, sync: Bool = false) throws(StorageError)
     {
         try handle.lock.withReadLock { () throws(StorageError) in
-            let db = try openDB()
+            let db = try writableDB()
             var error: UnsafeMutablePointer<CChar>?
             let options = writeOptions(sync)
             withBytes(key) { k in
@@ -116,7 +175,7 @@ public final class LevelDB: Sendable {
     /// Removes `key`; no error when it is absent. `sync` as for ``put(_:_:sync:)``.
     public func delete(_ key: some Sequence<UInt8>, sync: Bool = false) throws(StorageError) {
         try handle.lock.withReadLock { () throws(StorageError) in
-            let db = try openDB()
+            let db = try writableDB()
             var error: UnsafeMutablePointer<CChar>?
             let options = writeOptions(sync)
             withBytes(key) { k in leveldb_delete(db, options, k.charPointer, k.count, &error) }
@@ -129,7 +188,7 @@ public final class LevelDB: Sendable {
     public func write(_ batch: WriteBatch, sync: Bool = false) throws(StorageError) {
         if batch.isEmpty { return }
         try handle.lock.withReadLock { () throws(StorageError) in
-            let db = try openDB()
+            let db = try writableDB()
             var error: UnsafeMutablePointer<CChar>?
             leveldb_write(db, writeOptions(sync), batch.box.pointer, &error)
             try check(error)
@@ -216,14 +275,51 @@ public final class LevelDB: Sendable {
         return db
     }
 
+    /// The open database, unless a failure poisoned the handle.
+    @inline(__always)
+    private func writableDB() throws(StorageError) -> OpaquePointer {
+        if let failure = handle.failure.withLock({ $0 }) {
+            throw StorageError(kind: .poisoned, message: failure.message, path: path)
+        }
+        return try openDB()
+    }
+
     @inline(__always)
     private func writeOptions(_ sync: Bool) -> OpaquePointer { sync ? handle.syncWrite : handle.plainWrite }
 
+    /// Throws LevelDB's error, if any. A failed write, or a failed read (damaged data), poisons the handle.
     @inline(__always)
     private func check(_ error: UnsafeMutablePointer<CChar>?) throws(StorageError) {
         guard let error else { return }
-        throw Handle.consume(error, path: path)
+        let failure = Handle.consume(error, path: path)
+        if failure.kind != .closed && failure.kind != .notFound {
+            handle.failure.withLock { $0 = $0 ?? failure }
+        }
+        throw failure
     }
+}
+
+/// Writes, syncs and removes a file of `bytes` zeros in `directory`: is there room for recovery to write?
+private func probeSpace(directory: String, bytes: Int) throws(StorageError) {
+    let file = directory + "/.space-probe"
+    func failure() -> StorageError {
+        StorageError(kind: .io, message: "IO error: \(file): \(String(cString: strerror(errno)))", path: directory)
+    }
+    let fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+    guard fd >= 0 else { throw failure() }
+    defer {
+        close(fd)
+        unlink(file)
+    }
+    let chunk = [UInt8](repeating: 0, count: 1 << 20)
+    var written = 0
+    while written < bytes {
+        let count = chunk.withUnsafeBytes { write(fd, $0.baseAddress, min($0.count, bytes - written)) }
+        if count < 0 && errno == EINTR { continue }
+        guard count > 0 else { throw failure() }
+        written += count
+    }
+    guard fsync(fd) == 0 else { throw failure() }
 }
 
 /// The C objects behind a ``LevelDB``; `db` is read under the read lock and cleared under the write lock.
@@ -238,6 +334,10 @@ private final class Handle: @unchecked Sendable {
     let scanOptions: OpaquePointer
     let plainWrite: OpaquePointer
     let syncWrite: OpaquePointer
+    /// The failure that poisoned the handle (see `LevelDB.failure`).
+    let failure = Mutex<StorageError?>(nil)
+    /// What the last open's recovery dropped, from LevelDB's `LOG`; written under the write lock.
+    var recoveryLosses: [String] = []
 
     init(path: String, options o: LevelDB.Options) throws(StorageError) {
         options = leveldb_options_create()
@@ -257,17 +357,44 @@ private final class Handle: @unchecked Sendable {
         readOptions = leveldb_readoptions_create()
         scanOptions = leveldb_readoptions_create()
         leveldb_readoptions_set_fill_cache(scanOptions, 0)
+        leveldb_readoptions_set_verify_checksums(readOptions, o.verifyChecksums ? 1 : 0)
+        leveldb_readoptions_set_verify_checksums(scanOptions, o.verifyChecksums ? 1 : 0)
         plainWrite = leveldb_writeoptions_create()
         syncWrite = leveldb_writeoptions_create()
         leveldb_writeoptions_set_sync(syncWrite, 1)
 
+        try open(path: path)
+    }
+
+    /// Opens the database into `db` (nil before) and reads what recovery dropped from LevelDB's `LOG`.
+    func open(path: String) throws(StorageError) {
         var error: UnsafeMutablePointer<CChar>?
-        db = leveldb_open(options, path, &error)
+        let opened = leveldb_open(options, path, &error)
+        recoveryLosses = Self.recoveryLosses(inLogAt: path + "/LOG")
         if let error {
-            if let db { leveldb_close(db) }
-            db = nil
+            if let opened { leveldb_close(opened) }
             throw Self.consume(error, path: path)
         }
+        db = opened
+    }
+
+    /// The lines of a LevelDB `LOG` that report data dropped or skipped during recovery. LevelDB starts a new
+    /// `LOG` at every open (the previous one becomes `LOG.old`), so the file holds this open's recovery.
+    static func recoveryLosses(inLogAt path: String) -> [String] {
+        guard let file = fopen(path, "r") else { return [] }
+        defer { fclose(file) }
+        var lines: [String] = []
+        var buffer = [CChar](repeating: 0, count: 4096)
+        while fgets(&buffer, Int32(buffer.count), file) != nil {
+            var line = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if line.hasSuffix("\n") { line.removeLast() }
+            // "<file>: dropping <n> bytes; <why>" (a damaged log record), "(ignoring error)" (skipped while not
+            // paranoid), and any other corruption reported.
+            if line.contains("dropping") || line.contains("ignoring error") || line.contains("Corruption") {
+                lines.append(line)
+            }
+        }
+        return lines
     }
 
     deinit {

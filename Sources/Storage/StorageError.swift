@@ -17,6 +17,9 @@ public struct StorageError: Error, Sendable, Equatable, CustomStringConvertible 
         case closed
         /// Anything else LevelDB reports.
         case other
+        /// A write refused because an earlier failure poisoned the handle (see ``LevelDB/failure``); `message`
+        /// is that failure's.
+        case poisoned
     }
 
     public var kind: Kind
@@ -58,6 +61,8 @@ public struct StorageError: Error, Sendable, Equatable, CustomStringConvertible 
         case .invalidArgument: "data directory \(path): invalid argument: \(message)"
         case .closed: "data directory \(path): database is closed"
         case .other: "data directory \(path): \(message)"
+        case .poisoned:
+            "data directory \(path): writes refused until the store is reopened and verified, after: \(message)"
         }
     }
 }

@@ -47,7 +47,7 @@ public struct OperationRoutes: Sendable {
                         .tooManyRequests,
                         "device \(device) already has \(limit) unfinished operations (maxQueuedPerDevice)")
                 case .failure(.storage(let reason)):
-                    return .jsonError(.internalServerError, "operation not stored: \(reason)")
+                    return Self.storeUnavailable("operation not stored: \(reason)")
                 }
             }
         }
@@ -93,10 +93,18 @@ public struct OperationRoutes: Sendable {
                     return .jsonError(
                         .conflict, "operation is \(status.rawValue); only QUEUED operations can be cancelled")
                 case .failure(.storage(let reason)):
-                    return .jsonError(.internalServerError, "cancellation not stored: \(reason)")
+                    return Self.storeUnavailable("cancellation not stored: \(reason)")
                 }
             }
         }
+    }
+
+    /// 503 with the reason: the store refused the write (a failed disk, a full one); nothing was acknowledged, and
+    /// the same request may succeed once the store is back.
+    static func storeUnavailable(_ reason: String) -> HTTPResponse {
+        var response = HTTPResponse.jsonError(.serviceUnavailable, reason)
+        response.headers["Retry-After"] = "30"
+        return response
     }
 
     /// The device named by the path: type and id go into MQTT topics and store keys, so `+`, `#` and NUL

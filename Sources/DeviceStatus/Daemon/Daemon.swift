@@ -91,7 +91,7 @@ public final class Daemon: Sendable {
                 "dataDir": "\(config.storage.dataDir)", "watched": "\(config.watched.count)",
                 "statusTopics": "\(config.status.topics.map(\.text).joined(separator: ","))",
             ])
-        let store = try openStore(config.storage.dataDir)
+        let store = try openStore(config.storage.dataDir, logger: logger)
         do {
             return try await assemble(config: config, store: store, health: health, logger: logger)
         } catch {
@@ -119,9 +119,10 @@ public final class Daemon: Sendable {
             let elapsed = (ContinuousClock.now - started) / .milliseconds(1)
             logger.info("store loaded", metadata: ["devices": "\(count)", "milliseconds": "\(Int(elapsed))"])
         } catch {
-            throw DaemonFailure(kind: .dataDirectory, description: "\(error)")
+            throw DaemonFailure(kind: .dataDirectory, description: Self.corruptHint("\(error)"))
         }
         readiness.storeDidLoad()
+        readiness.watchStore { store.failure.map { "\($0.message)" } }
         // Status transitions: kept per device (history) and streamed (GET /events).
         let history = HistoryLog(store: store, logger: logger)
         history.observe(events)
@@ -138,7 +139,7 @@ public final class Daemon: Sendable {
         do {
             try await operations.load()
         } catch {
-            throw DaemonFailure(kind: .dataDirectory, description: "\(error)")
+            throw DaemonFailure(kind: .dataDirectory, description: Self.corruptHint("\(error)"))
         }
         let link: BrokerLink<MQTTClient>
         do {
@@ -192,6 +193,11 @@ public final class Daemon: Sendable {
 
         let services: [any Service] = [
             StoreService(store: store, history: history, logger: logger),
+            StoreRecovery(store: store, logger: logger) { [logger] in
+                let statuses = await registry.storeUnsaved()
+                await operations.storeRecovered()
+                logger.notice("stored what changed while the store was down", metadata: ["statuses": "\(statuses)"])
+            },
             link,
             watch,
             operations,
@@ -280,14 +286,43 @@ public final class Daemon: Sendable {
         config.presence.map { $0.makeDecoder() }
     }
 
-    private static func openStore(_ path: String) throws(DaemonFailure) -> LevelDB {
+    private static func openStore(_ path: String, logger: Logger) throws(DaemonFailure) -> LevelDB {
         if let problem = DataDirectory.create(path) {
             throw DaemonFailure(kind: .dataDirectory, description: problem)
         }
+        // Paranoid: recovery stops at a damaged log record instead of dropping it and what follows in silence;
+        // every read verifies its block's checksum (a damaged table answers an error, never altered bytes).
+        let options = LevelDB.Options(paranoidChecks: true, verifyChecksums: true)
+        let store: LevelDB
         do {
-            return try LevelDB(path: path)
+            store = try LevelDB(path: path, options: options)
+        } catch let error where error.kind == .corrupt {
+            // A damaged log record (a torn write at a power loss, a bad sector): LevelDB's ordinary recovery drops it,
+            // and its LOG says what it dropped; that loss is logged here, and the store is opened paranoid again.
+            logger.error("store recovery found damaged data; recovering without it", metadata: ["error": "\(error)"])
+            do {
+                let salvaged = try LevelDB(path: path, options: LevelDB.Options(paranoidChecks: false))
+                for line in salvaged.recoveryLosses {
+                    logger.error("store recovery dropped data", metadata: ["leveldb": "\(line)"])
+                }
+                salvaged.close()
+                store = try LevelDB(path: path, options: options)
+            } catch {
+                throw DaemonFailure(kind: .dataDirectory, description: Self.corruptHint(error.description))
+            }
         } catch {
             throw DaemonFailure(kind: .dataDirectory, description: error.description)
         }
+        for line in store.recoveryLosses {
+            logger.error("store recovery dropped data", metadata: ["leveldb": "\(line)"])
+        }
+        return store
+    }
+
+    /// What a person can do about a corrupt store.
+    static func corruptHint(_ description: String) -> String {
+        description
+            + " (to start afresh, move the data directory aside: statuses come back from the broker's retained"
+            + " messages; pending operations, history and watchdog state are lost; or restore a backup)"
     }
 }

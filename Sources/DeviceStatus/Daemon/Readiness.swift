@@ -10,12 +10,16 @@ public final class Readiness: Sendable {
     }
 
     private let state = Mutex(State())
+    private let storeFailure = Mutex<(@Sendable () -> String?)?>(nil)
 
     public init() {}
 
     /// nil when ready, else why not (one line for the 503 body).
     public var notReadyReason: String? {
-        state.withLock { state in
+        if let failure = storeFailure.withLock({ $0 })?() {
+            return "the store refuses writes until it is reopened and verified: \(failure)"
+        }
+        return state.withLock { state in
             if !state.storeLoaded { return "loading the store" }
             if !state.everConnected { return "waiting for the MQTT broker" }
             if !state.replayDone { return "receiving the broker's retained status messages" }
@@ -26,6 +30,8 @@ public final class Readiness: Sendable {
     public var isMQTTConnected: Bool { state.withLock { $0.mqttConnected } }
 
     func storeDidLoad() { state.withLock { $0.storeLoaded = true } }
+    /// `failure` says why the store refuses writes, nil while it takes them: not ready meanwhile.
+    func watchStore(_ failure: @escaping @Sendable () -> String?) { storeFailure.withLock { $0 = failure } }
     func replayDidFinish() { state.withLock { $0.replayDone = true } }
     var replayFinished: Bool { state.withLock { $0.replayDone } }
 

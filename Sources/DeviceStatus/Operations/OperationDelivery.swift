@@ -98,6 +98,13 @@ public actor OperationDelivery {
     /// Tells delivery that `device` came online (what `DeviceEvents` online signals do). Safe from any thread.
     public nonisolated func deviceCameOnline(_ device: DeviceKey) { onlineSignalInput.yield(device) }
 
+    /// The store takes writes again: delivery resumes for every online device with queued operations.
+    public func storeRecovered() {
+        let devices = table.mutate { $0.devicesWithQueuedOperations }
+        for device in devices where isOnline(device) { pump(device) }
+        rescheduleTimer()
+    }
+
     /// Starts delivery for each device that comes online, until ``stop()`` or a graceful shutdown; then stops.
     public func run() async {
         for await device in onlineSignals.cancelOnGracefulShutdown() { pump(device) }
@@ -184,9 +191,10 @@ public actor OperationDelivery {
 
     // MARK: Delivering
 
-    /// Starts the device's next attempt if nothing is in flight for it.
+    /// Starts the device's next attempt if nothing is in flight for it. Not while the store refuses writes: an
+    /// attempt whose states cannot be stored would be repeated after a restart.
     private func pump(_ device: DeviceKey) {
-        guard let client else { return }
+        guard let client, store.database.failure == nil else { return }
         let now = clock()
         let (next, changes) = table.mutate { $0.beginNext(for: device, now: now) }
         persist(changes)

@@ -82,6 +82,9 @@ public actor StatusRegistry {
     private var clockSkew: ClockSkewLimit
     /// Wall-clock nanoseconds: what `Time` is judged against and what events are stamped with.
     private let clock: @Sendable () -> Int64
+    /// Devices whose status changed in memory but could not be stored (the store failed): written with the next
+    /// batch the store takes, or by `storeUnsaved()` once it is back.
+    private var unsaved: Set<String> = []
 
     /// - Parameters:
     ///   - organization: `[status] org`; "" (the default) means learn it from the client ids of messages.
@@ -318,12 +321,13 @@ public actor StatusRegistry {
             table.setOrganization(changes.organization)
         }
         guard !changes.records.isEmpty else {
-            if !batch.isEmpty { write(batch) }
+            if !batch.isEmpty { write(batch, paths: []) }
             return
         }
         table.apply(changes.records)
+        addUnsaved(to: &batch)
         batch.put(Self.countKey, Array("\(table.count)".utf8))
-        write(batch)
+        write(batch, paths: changes.records.map(\.path))
         if let events, !changes.transitions.isEmpty || !changes.seen.isEmpty {
             let now = clock()
             for (path, source) in changes.seen {
@@ -340,14 +344,49 @@ public actor StatusRegistry {
         }
     }
 
-    private func write(_ batch: WriteBatch) {
+    /// Writes `batch`, which changes the statuses of `paths`. A failed write leaves them unsaved: the next write the
+    /// store takes carries them.
+    private func write(_ batch: WriteBatch, paths: [String]) {
         let writeStarted = ContinuousClock.now
         do {
             try store.write(batch, sync: false)
             onStoreWrite?(ContinuousClock.now - writeStarted)
+            unsaved.removeAll()
         } catch {
             counters.storeErrors += 1
-            logger.error("could not persist status changes", metadata: ["error": "\(error)"])
+            unsaved.formUnion(paths)
+            logger.error(
+                "could not persist status changes", metadata: ["error": "\(error)", "unsaved": "\(unsaved.count)"])
+        }
+    }
+
+    /// Writes the statuses that changed while the store refused writes (call once it is back). Returns how many.
+    @discardableResult
+    public func storeUnsaved() -> Int {
+        guard !unsaved.isEmpty else { return 0 }
+        var batch = WriteBatch()
+        addUnsaved(to: &batch)
+        batch.put(Self.countKey, Array("\(table.count)".utf8))
+        do {
+            try store.write(batch, sync: false)
+        } catch {
+            counters.storeErrors += 1
+            logger.error(
+                "could not persist status changes", metadata: ["error": "\(error)", "unsaved": "\(unsaved.count)"])
+            return 0
+        }
+        defer { unsaved.removeAll() }
+        return unsaved.count
+    }
+
+    /// Adds each unsaved device's current status (or its deletion) to `batch`.
+    private func addUnsaved(to batch: inout WriteBatch) {
+        for path in unsaved {
+            if let record = table.record(forPath: path) {
+                batch.put(Self.statusPrefix + Array(path.utf8), record.encoded)
+            } else {
+                batch.delete(Self.statusPrefix + Array(path.utf8))
+            }
         }
     }
 
