@@ -306,3 +306,99 @@ import Testing
         #expect(lines.count == 5)
     }
 }
+
+@Suite struct SparkplugDecoderTests {
+    let decoder = SparkplugDecoder(type: nil, prefix: "spBv1.0")
+    let context = DecodeContext(now: 1_700_000_000_000_000_000, clockSkew: ClockSkewLimit(seconds: 3600))
+
+    func payload(bdSeq: UInt64?, datatype: UInt32 = 8, timestamp: UInt64? = 1_486_144_502_122) throws -> [UInt8] {
+        var message = Devstatusd_Sparkplug_Payload()
+        if let timestamp { message.timestamp = timestamp }
+        if let bdSeq {
+            var metric = Devstatusd_Sparkplug_Payload.Metric()
+            metric.name = "bdSeq"
+            metric.datatype = datatype
+            metric.longValue = bdSeq
+            message.metrics = [metric]
+        }
+        return try message.serializedBytes()
+    }
+
+    func decode(_ topic: String, _ bytes: [UInt8]) -> Decoded? {
+        decoder.match(topic: topic).map { decoder.decode($0, payload: bytes, retained: false, context: context) }
+    }
+
+    @Test func namesNodesAndDevicesFromTheTopic() {
+        #expect(
+            decoder.filters.map(\.text).sorted() == [
+                "spBv1.0/+/DBIRTH/+/+", "spBv1.0/+/DDEATH/+/+", "spBv1.0/+/NBIRTH/+", "spBv1.0/+/NDEATH/+",
+            ])
+        #expect(decoder.match(topic: "spBv1.0/G1/NBIRTH/E1")?.key == DeviceKey(type: "G1", id: "E1"))
+        #expect(decoder.match(topic: "spBv1.0/G1/DDEATH/E1/D1")?.key == DeviceKey(type: "G1", id: "E1/D1"))
+        #expect(decoder.match(topic: "spBv1.0/G1/NDATA/E1") == nil)
+        #expect(decoder.match(topic: "spBv1.0/G1/NBIRTH/E1/D1") == nil)
+        let typed = SparkplugDecoder(type: "plant", prefix: "spBv1.0")
+        #expect(typed.match(topic: "spBv1.0/G1/NBIRTH/E1")?.key == DeviceKey(type: "plant", id: "E1"))
+    }
+
+    @Test func readsBdSeqAsUInt64OrInt64AndRefusesADeathWithoutIt() throws {
+        guard case .observation(let birth)? = decode("spBv1.0/G/NBIRTH/E", try payload(bdSeq: 7)) else {
+            Issue.record("expected an observation")
+            return
+        }
+        #expect(birth.sequence == 7 && birth.status == .set(.online) && !birth.cascades)
+        #expect(birth.sourceTime == 1_486_144_502_122_000_000)
+        guard case .observation(let death)? = decode("spBv1.0/G/NDEATH/E", try payload(bdSeq: 7, datatype: 4)) else {
+            Issue.record("expected an observation")
+            return
+        }
+        #expect(death.sequence == 7 && death.status == .set(.offline) && death.cascades)
+        guard case .malformed? = decode("spBv1.0/G/NDEATH/E", try payload(bdSeq: nil)) else {
+            Issue.record("an NDEATH without bdSeq is malformed")
+            return
+        }
+        guard case .malformed? = decode("spBv1.0/G/NBIRTH/E", [0xFF, 0xFF, 0xFF]) else {
+            Issue.record("bytes that are no protobuf are malformed")
+            return
+        }
+        // A timestamp far in the future (beyond maxClockSkew), or past what nanoseconds hold.
+        for timestamp: UInt64 in [1_800_000_000_000, UInt64.max] {
+            guard case .malformed? = decode("spBv1.0/G/NBIRTH/E", try payload(bdSeq: 1, timestamp: timestamp)) else {
+                Issue.record("timestamp \(timestamp) should be malformed")
+                continue
+            }
+        }
+        // Device messages need no bdSeq.
+        guard case .observation(let device)? = decode("spBv1.0/G/DBIRTH/E/D", try payload(bdSeq: nil)) else {
+            Issue.record("expected an observation")
+            return
+        }
+        #expect(device.sequence == nil && device.key.id == "E/D")
+    }
+
+    @Test func aNodeDeathTakesItsDevicesOfflineAndARebirthDoesNotBringThemBack() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try LevelDB(path: directory.file("db"))
+        let registry = StatusRegistry(
+            store: store, table: DeviceTable(), patterns: [], presence: [decoder], organization: "",
+            logger: Logger(label: "test"))
+        func message(_ topic: String, _ bytes: [UInt8]) -> MQTTMessage {
+            MQTTMessage(topic: topic, payload: bytes, qos: 0, retain: false)
+        }
+        await registry.ingest([
+            message("spBv1.0/G/NBIRTH/E", try payload(bdSeq: 1)),
+            message("spBv1.0/G/DBIRTH/E/D", try payload(bdSeq: nil)),
+            message("spBv1.0/G/DBIRTH/E2/D", try payload(bdSeq: nil)),
+        ])
+        await registry.ingest([message("spBv1.0/G/NDEATH/E", try payload(bdSeq: 0))])
+        #expect(registry.table.record(forPath: "G/E/D")?.status == .online)
+        #expect(await registry.counters.count(source: .sparkplug, outcome: "stale") == 1)
+        await registry.ingest([message("spBv1.0/G/NDEATH/E", try payload(bdSeq: 1))])
+        #expect(registry.table.record(forPath: "G/E")?.status == .offline)
+        #expect(registry.table.record(forPath: "G/E/D")?.status == .offline)
+        #expect(registry.table.record(forPath: "G/E2/D")?.status == .online)
+        await registry.ingest([message("spBv1.0/G/NBIRTH/E", try payload(bdSeq: 2))])
+        #expect(registry.table.record(forPath: "G/E")?.status == .online)
+        #expect(registry.table.record(forPath: "G/E/D")?.status == .offline)
+    }
+}

@@ -10,7 +10,8 @@ import Testing
         let convention: String
         let topic: String
         let retained: Bool
-        let payload: String
+        let bytes: [UInt8]
+        var payload: String { String(decoding: bytes, as: UTF8.self) }
     }
 
     static let samples: [Sample] = {
@@ -19,9 +20,12 @@ import Testing
         let text = try! String(contentsOfFile: path, encoding: .utf8)
         return text.split(separator: "\n").map { line in
             let object = try! JSONSerialization.jsonObject(with: Data(line.utf8)) as! [String: Any]
+            let bytes =
+                (object["payloadBase64"] as? String).map { Array(Data(base64Encoded: $0)!) }
+                ?? Array((object["payload"] as! String).utf8)
             return Sample(
                 convention: object["convention"] as! String, topic: object["topic"] as! String,
-                retained: object["retained"] as! Bool, payload: object["payload"] as! String)
+                retained: object["retained"] as! Bool, bytes: bytes)
         }
     }()
 
@@ -31,7 +35,7 @@ import Testing
         return Sample(
             convention: found.convention,
             topic: found.topic.replacingOccurrences(of: "$SYS/brokers", with: Self.emqxPrefix),
-            retained: found.retained, payload: found.payload)
+            retained: found.retained, bytes: found.bytes)
     }
 
     static let emqxPrefix = "testsys/brokers"
@@ -63,6 +67,9 @@ import Testing
         prefix = "\(emqxPrefix)"
 
         [[presence]]
+        preset = "sparkplug"
+
+        [[presence]]
         preset = "lwt"
         type = "sensor"
         topic = "devices/{id}/status"
@@ -78,7 +85,7 @@ import Testing
     }
 
     func publish(_ client: MQTTClient, _ sample: Sample) async throws {
-        try await client.publish(sample.topic, sample.payload, retain: sample.retained)
+        try await client.publish(topic: sample.topic, payload: sample.bytes, qos: 1, retain: sample.retained)
     }
 
     @Test func judgesEachConventionsRetainedBirthAndServesItOnEveryRoute() async throws {
@@ -239,6 +246,57 @@ import Testing
         #expect(status(daemon, "shelly", "shellyplug-s-C45BBE6B2A1F") == "online")
         #expect(status(daemon, "sensor", "s1") == "online")
         #expect((try daemon.json("/devices/shelly/shellyplug-s-C45BBE6B2A1F"))["source"] as? String == "shelly")
+        #expect(await daemon.stop() == .exited(0))
+    }
+
+    @Test func followsSparkplugBirthsAndDeathsGuardedByBdSeq() async throws {
+        let broker = try await MosquittoBroker()
+        let daemon = try await Daemon(brokerURL: broker.url, config: Self.config)
+        let client = try await connectedClient(broker)
+        let node = ("Plant1", "Edge1")
+        let device = ("Plant1", "Edge1/Sensor1")
+        try await publish(client, Self.sample("sparkplug", 0))  // NBIRTH bdSeq 0
+        try await publish(client, Self.sample("sparkplug", 4))  // DBIRTH
+        #expect(await eventually { status(daemon, device.0, device.1) == "online" })
+        #expect(status(daemon, node.0, node.1) == "online")
+        let seed = try daemon.json("/Plant1/Edge1%2FSensor1")
+        #expect(seed["Action"] as? String == "Connect" && seed["Source"] as? String == "sparkplug")
+        #expect(seed["Time"] as? String == "2017-02-03T17:55:02.222Z")
+
+        // The node reconnects (bdSeq 1); the Last Will of its former session (bdSeq 0) arrives late: stale.
+        try await publish(client, Self.sample("sparkplug", 2))
+        try await publish(client, Self.sample("sparkplug", 1))
+        try await publish(client, Self.sample("sparkplug-malformed", 0))  // an NDEATH without bdSeq
+        try await client.publish("devices/sentinel1/status", #"{"state":"up"}"#)
+        #expect(await eventually { status(daemon, "sensor", "sentinel1") == "online" })
+        #expect(status(daemon, node.0, node.1) == "online")
+        #expect(status(daemon, device.0, device.1) == "online")
+        let metrics = try daemon.get("/metrics").text
+        #expect(metrics.contains(#"devstatusd_source_messages_total{source="sparkplug",outcome="stale"} 1"#))
+        #expect(metrics.contains(#"devstatusd_source_messages_total{source="sparkplug",outcome="malformed"} 1"#))
+
+        // The current session's death (bdSeq 1, as an Int64): the node and its device go offline.
+        try await publish(client, Self.sample("sparkplug", 3))
+        #expect(await eventually { status(daemon, device.0, device.1) == "offline" })
+        #expect(status(daemon, node.0, node.1) == "offline")
+        let deviceView = try daemon.json("/devices/Plant1/Edge1%2FSensor1")
+        #expect((deviceView["reason"] as? String)?.contains("Edge1") == true)
+
+        // A rebirth brings the node back, not its device: that waits for its DBIRTH.
+        try await publish(client, Self.sample("sparkplug", 0))
+        try await client.publish("devices/sentinel2/status", #"{"state":"up"}"#)
+        #expect(await eventually { status(daemon, "sensor", "sentinel2") == "online" })
+        #expect(status(daemon, node.0, node.1) == "online")
+        #expect(status(daemon, device.0, device.1) == "offline")
+        try await publish(client, Self.sample("sparkplug", 4))
+        #expect(await eventually { status(daemon, device.0, device.1) == "online" })
+        try await publish(client, Self.sample("sparkplug", 5))  // DDEATH
+        #expect(await eventually { status(daemon, device.0, device.1) == "offline" })
+        let history = try daemon.json("/devices/Plant1/Edge1%2FSensor1/history")
+        #expect(
+            (history["transitions"] as? [[String: Any]])?.map { $0["to"] as? String }
+                == ["offline", "online", "offline", "online"])
+        await client.stop()
         #expect(await daemon.stop() == .exited(0))
     }
 }
