@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= config.toml.example
 PREFIX ?= /usr/local
 
-.PHONY: all deps bench-deps test-deps build release run test test-packaging bench fuzz install install-files deb \
+.PHONY: all deps bench-deps test-deps build release run test test-browser test-packaging bench fuzz install install-files deb \
 	check-unit clean
 
 all: build
@@ -46,11 +46,19 @@ run: release
 test: test-deps check-unit
 	@scripts/build-info.sh
 	swift test --no-parallel
+	$(MAKE) --no-print-directory test-browser
 	$(MAKE) --no-print-directory test-packaging
+
+# The dashboard in headless Chromium against the debug build, a real broker and daemon; writes the screenshots
+# the README shows (docs/dashboard*.png). Debian's python3, which has python3-selenium.
+test-browser: test-deps
+	swift build
+	/usr/bin/python3 Tests/Browser/dashboard_test.py "$$(swift build --show-bin-path)/devstatusd" --screenshots docs
 
 # What the tests use beyond the daemon's own packages: promtool (prometheus) checks /metrics; dpkg-dev and lintian
 # build and check the package.
-TEST_PACKAGES := prometheus lintian dpkg-dev
+# chromium, its driver and python3-selenium run the dashboard's browser tests (Tests/Browser); a font to draw text.
+TEST_PACKAGES := prometheus lintian dpkg-dev chromium chromium-driver python3 python3-selenium fonts-dejavu-core
 test-deps: deps
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

@@ -132,4 +132,67 @@ import Testing
         #expect(ContinuousClock.now - started < .seconds(3))
         await client.stop()
     }
+
+    @Test func searchesSortsAndRefusesUnknownOrBadParametersNamingThem() async throws {
+        let broker = try await MosquittoBroker()
+        let daemon = try await Daemon(brokerURL: broker.url)
+        let client = try await connectedClient(broker)
+        for (index, id) in ["alpha", "Beta", "gamma"].enumerated() {
+            try await client.publish(
+                monTopic("kind", id), mon("Connect", "2024-03-01T10:0\(index):00.000Z", type: "kind", id: id),
+                retain: true)
+        }
+        try await client.publish(
+            monTopic("other", "zeta"), mon("Connect", "2024-03-01T09:00:00.000Z", type: "other", id: "zeta"))
+        #expect(await eventually { ((try? daemon.json("/devices"))?["total"] as? Int) == 4 })
+        func ids(_ query: String) throws -> [String] {
+            try Self.devices(daemon.json("/devices?" + query)).compactMap { $0["id"] as? String }
+        }
+        #expect(try ids("q=BET") == ["Beta"])
+        // Key order is bytewise: upper case before lower case.
+        #expect(try ids("q=D/") == ["Beta", "alpha", "gamma"])
+        #expect(try ids("sort=lastSeen") == ["gamma", "Beta", "alpha", "zeta"])
+        #expect(try ids("sort=since&type=kind&limit=2") == ["gamma", "Beta"])
+        let types = try daemon.json("/devices?q=zeta")["types"] as? [String: Int]
+        #expect(types == ["kind": 3, "other": 1])
+
+        // A cursor continues its own order only.
+        let first = try daemon.json("/devices?sort=lastSeen&limit=2")
+        let cursor = try #require(first["nextCursor"] as? String)
+        #expect(try ids("sort=lastSeen&limit=2&cursor=\(cursor)") == ["alpha", "zeta"])
+        for (query, parameter) in [
+            ("stauts=online", "stauts"), ("sort=name", "sort"), ("limit=5&limit=6", "limit"),
+            ("cursor=\(cursor)", "cursor"), ("q=" + String(repeating: "x", count: 300), "q"), ("page=2", "page"),
+        ] {
+            let answer = try daemon.get("/devices?" + query)
+            #expect(answer.status == 400, "\(query)")
+            #expect(answer.text.contains(parameter), "\(query): \(answer.text)")
+        }
+        await client.stop()
+        #expect(await daemon.stop() == .exited(0))
+    }
+
+    @Test func servesTheDashboardAndItsAssetsFromTheDaemonAlone() async throws {
+        let broker = try await MosquittoBroker()
+        let daemon = try await Daemon(brokerURL: broker.url)
+        let page = try daemon.get("/", headers: [("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")])
+        #expect(page.status == 200)
+        #expect(page.header("Content-Type")?.hasPrefix("text/html") == true)
+        #expect(page.header("Content-Security-Policy")?.contains("script-src 'self'") == true)
+        // Nothing from elsewhere: no absolute URL in the page, its script or its style.
+        let script = try daemon.get("/dashboard.js")
+        let style = try daemon.get("/dashboard.css")
+        #expect(script.status == 200 && script.header("Content-Type")?.hasPrefix("text/javascript") == true)
+        #expect(style.status == 200 && style.header("Content-Type")?.hasPrefix("text/css") == true)
+        for text in [page.text, script.text, style.text] {
+            #expect(!text.contains("http://") && !text.contains("https://") && !text.contains("//cdn"))
+        }
+        #expect(page.text.contains(#"<script src="/dashboard.js" defer></script>"#))
+        #expect(script.text.contains("new EventSource('/events')") && !script.text.contains("innerHTML"))
+        // JSON clients keep IotMonitor's list.
+        #expect(try daemon.get("/").header("Content-Type")?.hasPrefix("application/json") == true)
+        let ready = try daemon.json("/readyz")
+        #expect(ready["status"] as? String == "ready" && ready["broker"] as? String == "connected")
+        #expect(await daemon.stop() == .exited(0))
+    }
 }

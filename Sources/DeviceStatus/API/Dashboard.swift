@@ -1,4 +1,11 @@
-/// `GET /` for browsers: one static page that reads the JSON routes.
+import HTTP1
+
+/// The dashboard for browsers: `GET /` (HTML, when the client asks for it), `GET /dashboard.css` and
+/// `GET /dashboard.js`. Three static texts compiled into the binary, so the page works without the internet and
+/// without a build step: plain HTML, CSS and JavaScript that read the JSON routes (`/devices`, `/events`, …).
+///
+/// The script sets every text from the daemon (types, ids, reasons, payloads) as text, never as markup, and the
+/// page forbids inline script and anything from elsewhere (`Content-Security-Policy`).
 enum Dashboard {
     /// Whether an `Accept` header asks for HTML before JSON (browsers send `text/html,…`; curl sends `*/*`).
     static func prefersHTML(_ accept: String?) -> Bool {
@@ -11,37 +18,36 @@ enum Dashboard {
         return false
     }
 
-    static let page = """
-        <!doctype html>
-        <html lang="en"><head><meta charset="utf-8"><title>devstatusd</title>
-        <meta name="viewport" content="width=device-width, initial-scale=1">
-        <style>
-        body{font:14px system-ui,sans-serif;margin:2em;color:#222}
-        table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
-        .online{color:#18794e}.expired,.offline{color:#b42318}.unknown{color:#777}
-        </style></head><body>
-        <h1>devstatusd</h1>
-        <p id="ready"></p>
-        <h2>Watched devices</h2>
-        <table><thead><tr><th>name</th><th>status</th><th>last seen</th><th>since</th></tr></thead>
-        <tbody id="watched"></tbody></table>
-        <script>
-        async function refresh() {
-          const ready = await fetch('/readyz').then(r => r.json()).catch(() => ({status: 'unreachable'}));
-          document.getElementById('ready').textContent = 'daemon: ' + ready.status + (ready.reason ? ' (' + ready.reason + ')' : '');
-          const list = await fetch('/', {headers: {Accept: 'application/json'}}).then(r => r.json());
-          const rows = [];
-          for (const device of list) {
-            const view = await fetch('/devices/' + encodeURIComponent(device.type) + '/' + encodeURIComponent(device.id)).then(r => r.ok ? r.json() : null).catch(() => null);
-            const status = view ? view.status : (device.expired ? 'expired' : 'unknown');
-            const cells = [device.name, status, view && view.lastSeen || '', view && view.since || ''];
-            const tr = document.createElement('tr');
-            cells.forEach((text, i) => { const td = document.createElement('td'); td.textContent = text; if (i == 1) td.className = status; tr.appendChild(td); });
-            rows.push(tr);
-          }
-          document.getElementById('watched').replaceChildren(...rows);
+    /// Only the daemon's own script, style and routes; no inline script, no framing.
+    static let contentSecurityPolicy =
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+        + "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+    static func registerAssets(in router: inout Router) {
+        router.get("dashboard.css") { _, _ in asset(DashboardAssets.style, type: "text/css; charset=utf-8") }
+        router.get("dashboard.js") { _, _ in
+            asset(DashboardAssets.script, type: "text/javascript; charset=utf-8")
         }
-        refresh(); setInterval(refresh, 5000);
-        </script></body></html>
-        """
+    }
+
+    /// The page itself, for `GET /` when `prefersHTML`.
+    static func pageResponse() -> HTTPReply {
+        var response = assetResponse(DashboardAssets.page, type: "text/html; charset=utf-8")
+        response.headers["Content-Security-Policy"] = contentSecurityPolicy
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return .response(response)
+    }
+
+    private static func asset(_ text: String, type: String) -> HTTPReply {
+        .response(assetResponse(text, type: type))
+    }
+
+    private static func assetResponse(_ text: String, type: String) -> HTTPResponse {
+        var response = HTTPResponse(status: .ok, body: Array(text.utf8))
+        response.headers["Content-Type"] = type
+        // Revalidated on every load: a new daemon version brings its own page.
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+    }
 }

@@ -28,12 +28,16 @@ public struct StatusAPI: Sendable {
         let directory = directory
         router.get("healthz") { _, _ in .json(.ok, #"{"status":"ok"}"#) }
         router.get("readyz") { _, _ in
+            // `broker`: whether the MQTT connection is up now (the dashboard shows it).
+            let broker = readiness.isMQTTConnected ? "\"connected\"" : "\"disconnected\""
             if let reason = readiness.notReadyReason {
                 return .json(
                     .serviceUnavailable,
-                    JSONText.object([("status", "\"not ready\""), ("reason", JSONText.quote(reason))]))
+                    JSONText.object([
+                        ("status", "\"not ready\""), ("reason", JSONText.quote(reason)), ("broker", broker),
+                    ]))
             }
-            return .json(.ok, #"{"status":"ready"}"#)
+            return .json(.ok, JSONText.object([("status", "\"ready\""), ("broker", broker)]))
         }
         // SPEC §4.1: exactly two segments, as the IBM service answered.
         router.get(":type", ":id") { _, parameters in
@@ -48,14 +52,11 @@ public struct StatusAPI: Sendable {
             return .json(.ok, view)
         }
         router.get { request, _ in
-            if Dashboard.prefersHTML(request.headers["Accept"]) {
-                var response = HTTPResponse(status: .ok, body: Array(Dashboard.page.utf8))
-                response.headers["Content-Type"] = "text/html; charset=utf-8"
-                return .response(response)
-            }
+            if Dashboard.prefersHTML(request.headers["Accept"]) { return Dashboard.pageResponse() }
             // The whole fleet in one body: built off the loop, so lookups on it go on meanwhile.
             return .offLoop { .json(.ok, directory.iotMonitorListJSON()) }
         }
+        Dashboard.registerAssets(in: &router)
         operations?.register(in: &router)
         fleet?.register(in: &router)
         return router
