@@ -144,13 +144,15 @@ final class SystemdService: Service {
     }
 
     /// From `READY=1` until the stop begins: the watchdog ping (while the registry answers) and the status line
-    /// when it changed.
+    /// when it changed (and once at the start).
     func run() async {
         var readiness = ready.makeAsyncIterator()
         guard await readiness.next() != nil else { return }
         let watchdog = notifier.watchdogInterval
         let period = watchdog.map { min($0, Self.statusRefresh) } ?? Self.statusRefresh
         try? await cancelWhenGracefulShutdown { [self] in
+            // The first round restates the status line, so each round is visible from the start.
+            var firstRound = true
             while !Task.isCancelled {
                 var fields: [String] = []
                 if let watchdog {
@@ -162,7 +164,8 @@ final class SystemdService: Service {
                     }
                 }
                 let status = "STATUS=" + statusLine()
-                if status != state.withLock({ $0.lastStatus }) { fields.append(status) }
+                if firstRound || status != state.withLock({ $0.lastStatus }) { fields.append(status) }
+                firstRound = false
                 if !fields.isEmpty, health.phase != .stopping { send(fields) }
                 try await Task.sleep(for: period)
             }

@@ -25,7 +25,10 @@ import Testing
             for filter in filters { try await client.subscribe(filter, qos: 1, timeout: .seconds(5)) }
         }
 
-        var received: [MQTTMessage] { box.messages.withLock { $0 } }
+        /// Everything heard, sentinels included.
+        var all: [MQTTMessage] { box.messages.withLock { $0 } }
+        /// Everything heard but the sentinels (see `sentinel`).
+        var received: [MQTTMessage] { all.filter { !$0.topic.hasPrefix("sentinel/") } }
         var texts: [String] { received.map { String(decoding: $0.payload, as: UTF8.self) } }
 
         func stop() async {
@@ -80,13 +83,35 @@ import Testing
             monTopic(type, id), mon("Disconnect", clock.next(), type: type, id: id, closeCode: 91), retain: true)
     }
 
+    /// A sentinel for "nothing was sent": an operation for another device, online, on `sentinel/<n>` (which
+    /// `listener` must hear), created now. The daemon sends on one connection in order, and marks an operation
+    /// without ack topic CONFIRMED when the broker acknowledges it; so once the sentinel is CONFIRMED and heard,
+    /// whatever the daemon had sent or had acknowledged before it has arrived too.
+    func sentinel(
+        _ daemon: Daemon, _ client: MQTTClient, _ clock: StatusClock, _ listener: Listener
+    ) async throws {
+        try await connect(client, clock, "sentinel", "s1")
+        guard await eventually({ (try? daemon.json("/sentinel/s1"))?["Action"] as? String == "Connect" }) else {
+            throw TestSupportError("the sentinel device never came online")
+        }
+        let topic = "sentinel/\(UInt32.random(in: 0...UInt32.max))"
+        let created = try object(try post(daemon, "/devices/sentinel/s1/operations", #"{"topic":"\#(topic)","payload":"s"}"#))
+        let id = try #require(created["id"] as? String)
+        guard
+            await eventually({
+                listener.all.contains { $0.topic == topic }
+                    && (try? daemon.json("/devices/sentinel/s1/operations/\(id)"))?["status"] as? String == "CONFIRMED"
+            })
+        else { throw TestSupportError("the sentinel operation was not delivered") }
+    }
+
     @Test func queuedWhileOfflineThenDeliveredInOrderOnConnectWithPayloadsAsGiven() async throws {
         let broker = try await MosquittoBroker()
         let daemon = try await Daemon(brokerURL: broker.url)
         let client = try await connectedClient(broker)
         let clock = StatusClock()
         try await disconnect(client, clock, "lamp", "l1")
-        let listener = try await Listener(broker, filters: ["iot-2/type/lamp/id/l1/cmd/#", "lamps/l1/#"])
+        let listener = try await Listener(broker, filters: ["iot-2/type/lamp/id/l1/cmd/#", "lamps/l1/#", "sentinel/#"])
 
         let jsonPayload = #"{ "level" : 80,  "fade": [1, 2.50] }"#
         let base = "/devices/lamp/l1/operations"
@@ -115,7 +140,7 @@ import Testing
         #expect(try delete(daemon, "\(base)/00000000000000ff").status == 404)
 
         // Offline: nothing is sent.
-        try await Task.sleep(for: .milliseconds(500))
+        try await sentinel(daemon, client, clock, listener)
         #expect(listener.received.isEmpty)
         #expect(try statuses(daemon, "lamp", "l1") == ["QUEUED", "QUEUED", "CANCELLED", "QUEUED"])
 
@@ -153,7 +178,7 @@ import Testing
         let clock = StatusClock()
         try await connect(client, clock, "valve", "v1")
         #expect(await eventually { (try? daemon.json("/valve/v1"))?["Action"] as? String == "Connect" })
-        let listener = try await Listener(broker, filters: ["valves/v1/#"])
+        let listener = try await Listener(broker, filters: ["valves/v1/#", "sentinel/#"])
 
         // Created while the device is online: sent at once.
         let created = try object(
@@ -162,7 +187,8 @@ import Testing
                 #"{"topic":"valves/v1/open","payload":"1","ackTopic":"valves/v1/ack","ackTimeoutSeconds":20}"#))
         let id = try #require(created["id"] as? String)
         #expect(await eventually { listener.received.map(\.topic).contains("valves/v1/open") })
-        try await Task.sleep(for: .milliseconds(300))
+        // The broker's acknowledgement of the publish does not confirm it: the answer on the ack topic does.
+        try await sentinel(daemon, client, clock, listener)
         #expect(try daemon.json("/devices/valve/v1/operations/\(id)")["status"] as? String == "SENDING")
         try await client.publish("valves/v1/ack", "opened")
         #expect(
@@ -181,7 +207,7 @@ import Testing
         let client = try await connectedClient(broker)
         let clock = StatusClock()
         try await disconnect(client, clock, "pump", "p1")
-        let listener = try await Listener(broker, filters: ["pumps/p1/#"])
+        let listener = try await Listener(broker, filters: ["pumps/p1/#", "sentinel/#"])
         let created = try object(
             try post(
                 daemon, "/devices/pump/p1/operations",
@@ -202,7 +228,7 @@ import Testing
         #expect((operation()?["lastError"] as? String)?.contains("pumps/p1/ack") == true)
         // FAILED is final: coming online again sends nothing.
         try await connect(client, clock, "pump", "p1")
-        try await Task.sleep(for: .milliseconds(500))
+        try await sentinel(daemon, client, clock, listener)
         #expect(listener.received.count == 3)
 
         await listener.stop()

@@ -8,6 +8,8 @@ import Testing
 final class Recorder: Sendable {
     let client: MQTTClient
     private let task: Task<Void, Never>
+    /// A topic of this recorder's own, for ``sync()``.
+    let syncTopic = "test/sync/\(UInt64.random(in: 0...UInt64.max))"
 
     init(_ broker: MosquittoBroker, filter: String) async throws {
         let client = try await connectedClient(broker)
@@ -18,6 +20,19 @@ final class Recorder: Sendable {
         }
         self.box = box
         try await client.subscribe(filter, qos: 1)
+        try await client.subscribe(syncTopic, qos: 1)
+    }
+
+    /// Returns once everything the broker sent this recorder before now has arrived: the retained replay of its
+    /// subscription, and every message the broker handled before this call. A marker published on a topic of
+    /// the recorder's own comes back after all of them.
+    func sync() async throws {
+        let nonce = "\(UInt64.random(in: 0...UInt64.max))"
+        try await client.publish(topic: syncTopic, payload: Array(nonce.utf8), qos: 1)
+        let arrived = await eventually(timeout: .seconds(10)) {
+            self.all.contains { $0.topic == self.syncTopic && $0.payload == Array(nonce.utf8) }
+        }
+        if !arrived { throw TestSupportError("sync marker on \(syncTopic) did not come back") }
     }
 
     private let box: RecorderBox
@@ -48,7 +63,7 @@ final class RecorderBox: Sendable {
 /// The retained messages a fresh subscriber gets on `filter` right now (what `mosquitto_sub -W 1` lists).
 func retainedNow(_ broker: MosquittoBroker, _ filter: String) async throws -> [String: String] {
     let recorder = try await Recorder(broker, filter: filter)
-    try await Task.sleep(for: .milliseconds(500))
+    try await recorder.sync()
     await recorder.stop()
     var result: [String: String] = [:]
     for message in recorder.all where message.retain {
@@ -158,8 +173,8 @@ func retainedNow(_ broker: MosquittoBroker, _ filter: String) async throws -> [S
         try await publisher.publish("home/esp041/actuators/led", "off", retain: true)
         try await publisher.publish("home/esp04/actuators/cleared", "x", retain: true)
         try await publisher.publish("home/esp04/actuators/cleared", "", retain: true)
-        try await Task.sleep(for: .milliseconds(500))
 
+        // The daemon receives the hello after the states above (one publisher, one subscriber, QoS 0: in order).
         // Hello: only esp04's own states come back (not esp041's, whose topics merely share a prefix).
         let watcher = try await Recorder(broker, filter: "home/+/actuators/#")
         try await publisher.publish("home/esp04", "hello")
@@ -167,8 +182,12 @@ func retainedNow(_ broker: MosquittoBroker, _ filter: String) async throws -> [S
             await eventually {
                 Set(watcher.live.map(\.topic)) == ["home/esp04/actuators/led", "home/esp04/actuators/relay"]
             })
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(!watcher.live.contains { $0.topic.hasPrefix("home/esp041") || $0.topic.hasSuffix("cleared") })
+        // Sentinel: esp041's own hello, handled after esp04's, restores esp041's state; whatever esp04's hello
+        // restored has arrived before it.
+        try await publisher.publish("home/esp041", "hello")
+        #expect(await eventually { watcher.live.contains { $0.topic == "home/esp041/actuators/led" } })
+        #expect(watcher.live.filter { $0.topic.hasPrefix("home/esp041") }.count == 1)
+        #expect(!watcher.live.contains { $0.topic.hasSuffix("cleared") })
         #expect(watcher.live.filter { $0.topic == "home/esp04/actuators/led" }.map(\.payload) == [Array("on".utf8)])
         await watcher.stop()
         #expect(
@@ -240,7 +259,7 @@ func retainedNow(_ broker: MosquittoBroker, _ filter: String) async throws -> [S
         try "[device_x]\nwatchTimeOut = \"soon\"\n".write(
             toFile: daemon.directory.file("config.toml"), atomically: true, encoding: .utf8)
         daemon.process.terminate(SIGHUP)
-        try await Task.sleep(for: .milliseconds(500))
+        #expect(await eventually { daemon.log.contains("reload refused") && daemon.log.contains("watchTimeOut") })
         #expect(daemon.process.isRunning)
         #expect(try daemon.get("/devices/device/garage").status == 200)
         #expect(daemon.log.contains("watchTimeOut"))
