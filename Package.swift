@@ -64,7 +64,9 @@ let package = Package(
         ),
 
         // Test helpers: a real mosquitto on a free port, free ports, process spawning.
-        .target(name: "TestSupport", dependencies: ["CSysShims"], path: "Tests/TestSupport"),
+        .target(
+            name: "TestSupport", dependencies: ["CSysShims", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/TestSupport"),
         .testTarget(name: "MQTTTests", dependencies: ["MQTT", "TestSupport"]),
         .testTarget(name: "StorageTests", dependencies: ["Storage", "TestSupport"]),
         .testTarget(name: "HTTP1Tests", dependencies: ["HTTP1", "TestSupport"]),

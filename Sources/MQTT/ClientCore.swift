@@ -72,6 +72,9 @@ final class ClientCore: Sendable {
     /// The current connection epoch (read before sending, checked when registering).
     var epoch: Int { state.withLock { $0.epoch } }
 
+    /// Publishes and subscribes waiting for their acknowledgement right now.
+    var waitingCount: Int { state.withLock { $0.publishes.waiting.count + $0.subscribes.waiting.count } }
+
     /// Waits for the acknowledgement of `mid`, sent during connection `epoch`.
     func waitForAck(
         _ kind: AckKind, mid: Int32, epoch: Int, diesWithConnection: Bool, timeout: Duration?

@@ -219,6 +219,10 @@ public final class MQTTClient: Sendable {
 
     // MARK: State
 
+    /// Publishes and subscribes waiting for the broker's acknowledgement right now (e.g. for a test that cancels
+    /// one while it waits).
+    public var waitingForAcknowledgement: Int { core.waitingCount }
+
     /// True while connected to the broker.
     public var isConnected: Bool { core.state.withLock { $0.connected } }
 

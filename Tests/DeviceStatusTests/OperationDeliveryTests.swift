@@ -160,10 +160,28 @@ import Testing
         #expect(await eventually(timeout: .seconds(10)) { device.isConnected })
         try await device.subscribe("lamp/cmd/#", qos: 1, timeout: .seconds(5))
         let received = Mutex<[String]>([])
+        let sentinels = Mutex<[String]>([])
         let listener = Task {
             for await batch in device.messageBatches {
-                received.withLock { $0 += batch.map(\.topic) }
+                received.withLock { $0 += batch.map(\.topic).filter { !$0.hasPrefix("lamp/cmd/sentinel") } }
+                sentinels.withLock { $0 += batch.map(\.topic).filter { $0.hasPrefix("lamp/cmd/sentinel") } }
             }
+        }
+        // An operation for another device, online, without ack topic: delivery sends on one connection in order
+        // and confirms it on the broker's acknowledgement, so once it is heard and confirmed, whatever was sent or
+        // acknowledged before it has been too.
+        let sentinelDevice = DeviceKey(type: "lamp", id: "sentinel")
+        online.set(sentinelDevice, online: true)
+        let sentinel: @Sendable () async throws -> Void = {
+            let topic = "lamp/cmd/sentinel/\(UInt32.random(in: 0...UInt32.max))"
+            let operation = try await delivery.create(
+                OperationDraft(topic: topic, payload: .text("s")), for: sentinelDevice
+            ).get()
+            let heard = await eventually {
+                sentinels.withLock { $0.contains(topic) }
+                    && delivery.table.operation(for: sentinelDevice, id: operation.id)?.status == .confirmed
+            }
+            if !heard { throw TestSupportError("the sentinel operation was not delivered") }
         }
 
         // An answer left retained from long ago: replayed when delivery subscribes to the ack topic, and ignored.
@@ -172,8 +190,8 @@ import Testing
         let second = try await delivery.create(draft("lamp/cmd/2", ackTopic: "lamp/ack", ackTimeout: 10), for: lamp)
             .get()
         let third = try await delivery.create(draft("lamp/cmd/3"), for: lamp).get()
-        // Offline: nothing goes out.
-        try await Task.sleep(for: .milliseconds(300))
+        // Offline: nothing goes out. Sentinel: an operation for an online device, sent after anything lamp's.
+        try await sentinel()
         #expect(received.withLock { $0 }.isEmpty)
 
         online.set(lamp, online: true)
@@ -183,7 +201,8 @@ import Testing
         // The second waits for its answer; the third waits behind it.
         #expect(delivery.table.operation(for: lamp, id: second.id)?.status == .sending)
         #expect(delivery.table.operation(for: lamp, id: third.id)?.status == .queued)
-        try await Task.sleep(for: .milliseconds(300))
+        // The broker's acknowledgement of the second did not confirm it: a later acknowledged one is confirmed.
+        try await sentinel()
         #expect(delivery.table.operation(for: lamp, id: second.id)?.status == .sending)
         try await device.publish(topic: "lamp/ack", payload: Array("done".utf8), qos: 1)
         #expect(await eventually { delivery.table.operation(for: lamp, id: third.id)?.status == .confirmed })

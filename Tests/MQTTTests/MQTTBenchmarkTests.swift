@@ -9,8 +9,10 @@ import Testing
 struct MQTTBenchmarkTests {
     static let total = 100_000
 
-    /// Starts `mosquitto_sub -C total` and waits until the broker has its subscription.
-    private func startMosquittoSub(_ broker: MosquittoBroker, filter: String, directory: TemporaryDirectory)
+    /// Starts `mosquitto_sub -C count` (default `total`).
+    private func startMosquittoSub(
+        _ broker: MosquittoBroker, filter: String, directory: TemporaryDirectory, count: Int = total
+    )
         async throws
         -> ChildProcess
     {
@@ -18,19 +20,10 @@ struct MQTTBenchmarkTests {
         let process = try ChildProcess(
             executable: "/usr/bin/mosquitto_sub",
             arguments: [
-                "-h", "127.0.0.1", "-p", "\(broker.port)", "-i", id, "-t", filter, "-q", "0", "-C", "\(Self.total)",
+                "-h", "127.0.0.1", "-p", "\(broker.port)", "-i", id, "-t", filter, "-q", "0", "-C", "\(count)",
             ],
             outputPath: directory.file("sub.out"))
         return process
-    }
-
-    private func waitForExit(_ process: ChildProcess, timeout: Duration) async -> TestSupport.ExitStatus? {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if let status = process.exitStatus { return status }
-            try? await Task.sleep(for: .milliseconds(1))
-        }
-        return nil
     }
 
     private func rate(_ count: Int, _ elapsed: Duration) -> Int {
@@ -58,7 +51,7 @@ struct MQTTBenchmarkTests {
         }
         let oursDone = await received.wait(for: Self.total, timeout: .seconds(60))
         let oursElapsed = ContinuousClock.now - start
-        let subStatus = await waitForExit(sub, timeout: .seconds(60))
+        let subStatus = await sub.waitForExit(timeout: .seconds(60))
         let subElapsed = ContinuousClock.now - start
         print(
             "live: MQTTClient \(received.count) msgs in \(oursElapsed) = \(rate(received.count, oursElapsed)) msg/s "
@@ -82,7 +75,7 @@ struct MQTTBenchmarkTests {
 
         let subStart = ContinuousClock.now
         let sub = try await startMosquittoSub(broker, filter: "fleet/#", directory: directory)
-        let subStatus = await waitForExit(sub, timeout: .seconds(60))
+        let subStatus = await sub.waitForExit(timeout: .seconds(60))
         let subElapsed = ContinuousClock.now - subStart
 
         let start = ContinuousClock.now

@@ -15,10 +15,11 @@ import Testing
         try await publisher.publish("home/kitchen/temp", "21.5")
         try await publisher.publish("home/kitchen/humidity", "40")
         try await publisher.publish("home/hall/temp", "19")
-        #expect(await received.wait(for: 2))
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(received.messages.map(\.topic) == ["home/kitchen/temp", "home/hall/temp"])
-        #expect(received.messages.map(\.text) == ["21.5", "19"])
+        // Sentinel: a matching message published after them arrives after anything they delivered.
+        try await publisher.publish("home/sentinel/temp", "end")
+        #expect(await received.wait(for: 3))
+        #expect(received.messages.map(\.topic) == ["home/kitchen/temp", "home/hall/temp", "home/sentinel/temp"])
+        #expect(received.messages.map(\.text) == ["21.5", "19", "end"])
         #expect(received.messages.allSatisfy { $0.qos == 1 && !$0.retain })
         await publisher.stop()
         await subscriber.stop()
@@ -79,7 +80,7 @@ import Testing
         let waiting = Task {
             try await client.publish(topic: "frozen", payload: [1], qos: 2)
         }
-        try await Task.sleep(for: .milliseconds(100))
+        #expect(await eventually { client.waitingForAcknowledgement == 1 })
         waiting.cancel()
         await #expect(throws: MQTTError.cancelled) { try await waiting.value }
     }
@@ -127,11 +128,16 @@ import Testing
     @Test func connectsWhenTheBrokerComesUpAfterStart() async throws {
         let broker = try await MosquittoBroker(start: false)
         defer { broker.kill() }
-        let client = try makeClient(broker)
+        let attempts = LogRecorder()
+        let client = try MQTTClient(
+            configuration: MQTTConfiguration(broker: try BrokerURL(parsing: broker.url), clientID: "late-comer"),
+            logger: attempts.logger)
         let received = Received(client)
         try client.setSubscriptions([("late/#", 1)])
         client.start()
-        try await Task.sleep(for: .milliseconds(500))
+        // The first attempt is refused (nothing listens yet) and the client says it retries.
+        var log = attempts.entries.makeAsyncIterator()
+        #expect(await attempts.next(containing: "retrying with backoff", in: &log) != nil)
         #expect(!client.isConnected)
         try await broker.start()
         // Backoff after ~0.5 s of failures is 1–2 s.
@@ -180,11 +186,10 @@ import Testing
     @Test func stopReturnsPromptlyWhileTheBrokerIsDown() async throws {
         let broker = try await MosquittoBroker()
         defer { broker.kill() }
-        let client = try await connectedClient(broker)
+        // A long first delay: once the connection is lost, the network thread sleeps 10 s before trying again.
+        let client = try await connectedClient(broker) { $0.reconnectDelay = .seconds(10) }
         await broker.stop()
         #expect(await eventually { !client.isConnected })
-        // Let the backoff grow past its first steps, so the network thread sleeps between attempts.
-        try await Task.sleep(for: .seconds(3))
         let start = ContinuousClock.now
         await client.stop()
         let elapsed = ContinuousClock.now - start
@@ -262,9 +267,10 @@ import Testing
         let publisher = try await connectedClient(broker)
         try await publisher.publish("a", "1")
         try await publisher.publish("b", "2")
-        #expect(await received.wait(for: 1))
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(received.messages.map(\.topic) == ["b"])
+        // Sentinel: "b" again, after "a".
+        try await publisher.publish("b", "3")
+        #expect(await received.wait(for: 2))
+        #expect(received.messages.map(\.topic) == ["b", "b"])
         await publisher.stop()
         await client.stop()
     }
@@ -282,17 +288,17 @@ import Testing
         let publisher = try await connectedClient(broker)
         try await publisher.publish("configured", "1")
         try await publisher.publish("added", "2")
-        #expect(await received.wait(for: 1))
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(received.messages.map(\.topic) == ["added"])
+        // Sentinel: "added" again, after "configured".
+        try await publisher.publish("added", "2b")
+        #expect(await received.wait(for: 2))
+        #expect(received.messages.map(\.topic) == ["added", "added"])
 
         client.unsubscribe("added")
         try await client.subscribe("sync2", qos: 1, timeout: .seconds(5))
         try await publisher.publish("added", "3")
         try await publisher.publish("other", "4")
-        #expect(await received.wait(for: 2))
-        try await Task.sleep(for: .milliseconds(100))
-        #expect(received.messages.map(\.topic) == ["added", "other"])
+        #expect(await received.wait(for: 3))
+        #expect(received.messages.map(\.topic) == ["added", "added", "other"])
         await publisher.stop()
         await client.stop()
     }

@@ -3,22 +3,23 @@ import Synchronization
 
 /// A log handler that hands every message to a test as it is logged: what a component logs is an event to wait
 /// for ("agent exited; restarting it"), not something to sleep until.
-final class LogRecorder: Sendable {
-    struct Entry: Sendable {
-        var level: Logger.Level
-        var message: String
-        var metadata: [String: String]
+public final class LogRecorder: Sendable {
+    public struct Entry: Sendable {
+        public var level: Logger.Level
+        public var message: String
+        public var metadata: [String: String]
     }
 
-    let entries: AsyncStream<Entry>
+    public let entries: AsyncStream<Entry>
     private let input: AsyncStream<Entry>.Continuation
 
-    init() { (entries, input) = AsyncStream.makeStream() }
+    public init() { (entries, input) = AsyncStream.makeStream() }
 
-    var logger: Logger { Logger(label: "test") { _ in Handler(recorder: self) } }
+    /// A logger whose every message (all levels) this recorder receives.
+    public var logger: Logger { Logger(label: "test") { _ in Handler(recorder: self) } }
 
     /// The next entry whose message contains `text`; nil if the stream ended first.
-    func next(containing text: String, in iterator: inout AsyncStream<Entry>.Iterator) async -> Entry? {
+    public func next(containing text: String, in iterator: inout AsyncStream<Entry>.Iterator) async -> Entry? {
         while let entry = await iterator.next() {
             if entry.message.contains(text) { return entry }
         }
