@@ -1,6 +1,8 @@
+import Dispatch
 import Glibc
 import Logging
 import Synchronization
+import TestSupport
 import Testing
 
 @testable import HTTP1
@@ -119,9 +121,13 @@ import Testing
         var configuration = testConfiguration
         configuration.threads = 1
         var router = makeTestRouter()
+        let walking = DispatchSemaphore(value: 0)
+        let finishWalk = DispatchSemaphore(value: 0)
         router.get("walk") { _, _ in
             .offLoop {
-                usleep(1_500_000)  // blocks the thread it runs on, as a long walk does
+                // Blocks the thread it runs on, as a long walk does, until the test has its other answer.
+                walking.signal()
+                finishWalk.wait()
                 return .text(.ok, "walked")
             }
         }
@@ -129,12 +135,11 @@ import Testing
         defer { server.stop() }
         let walker = try server.client()
         try walker.send("GET /walk HTTP/1.1\r\nHost: h\r\n\r\n")
-        usleep(100_000)
+        walking.wait()
         let client = try server.client()
-        let started = ContinuousClock.now
         try client.send("GET /hello HTTP/1.1\r\nHost: h\r\n\r\n")
         #expect(try client.response().text == "hello")
-        #expect(ContinuousClock.now - started < .seconds(1))
+        finishWalk.signal()
         #expect(try walker.response().text == "walked")
     }
 
@@ -181,15 +186,27 @@ import Testing
     }
 
     @Test func finishesInFlightRequestsOnShutdown() async throws {
-        let server = try TestServer()
+        let (handling, handlingInput) = AsyncStream.makeStream(of: Void.self)
+        let (release, releaseInput) = AsyncStream.makeStream(of: Void.self)
+        var router = makeTestRouter()
+        router.get("held") { _, _ in
+            .task {
+                handlingInput.yield()
+                for await _ in release { break }
+                return .text(.ok, "released")
+            }
+        }
+        let server = try TestServer(router: router)
         let client = try server.client()
-        try client.send("GET /slow/300 HTTP/1.1\r\nHost: h\r\n\r\n")
-        try await Task.sleep(for: .milliseconds(50))
+        try client.send("GET /held HTTP/1.1\r\nHost: h\r\n\r\n")
+        for await _ in handling { break }
         let stopped = Task.detached { await server.server.gracefulShutdown(gracePeriod: .seconds(3)) }
-        try await Task.sleep(for: .milliseconds(50))
-        // Blocking reads below: the sleeping handler task must not need this thread.
+        // The shutdown has begun once the listening socket refuses connections.
+        #expect(await TestSupport.eventually { (try? RawClient(port: server.port)) == nil })
+        releaseInput.yield()
+        // Blocking reads below: the handler task must not need this thread.
         let response = try await Task.detached { try client.response() }.value
-        #expect(response.text == "slept 300")
+        #expect(response.text == "released")
         #expect(response.closes)
         #expect(try client.closedByServer())
         client.close()

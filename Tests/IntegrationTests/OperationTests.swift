@@ -95,7 +95,8 @@ import Testing
             throw TestSupportError("the sentinel device never came online")
         }
         let topic = "sentinel/\(UInt32.random(in: 0...UInt32.max))"
-        let created = try object(try post(daemon, "/devices/sentinel/s1/operations", #"{"topic":"\#(topic)","payload":"s"}"#))
+        let created = try object(
+            try post(daemon, "/devices/sentinel/s1/operations", #"{"topic":"\#(topic)","payload":"s"}"#))
         let id = try #require(created["id"] as? String)
         guard
             await eventually({

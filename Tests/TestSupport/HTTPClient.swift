@@ -199,3 +199,76 @@ public final class LoopbackConnection {
         close(fd)
     }
 }
+
+/// GET requests one after another on a kept-alive connection to 127.0.0.1:`port` (a new one whenever the
+/// server closes it): for tests that ask thousands of questions, without a connection per question.
+public final class KeepAliveClient {
+    private let port: Int
+    private let timeout: Duration
+    private var connection: LoopbackConnection?
+    private var pending: [UInt8] = []
+
+    public init(port: Int, timeout: Duration = .seconds(5)) {
+        self.port = port
+        self.timeout = timeout
+    }
+
+    /// GETs every path, pipelined in groups of `group`; the responses in request order.
+    public func get(_ paths: [String], group: Int = 200) throws -> [HTTPResponse] {
+        var responses: [HTTPResponse] = []
+        responses.reserveCapacity(paths.count)
+        var start = 0
+        while start < paths.count {
+            let batch = paths[start..<min(start + group, paths.count)]
+            if connection == nil {
+                connection = try LoopbackConnection(port: port, timeout: timeout)
+                pending = []
+            }
+            var requests: [UInt8] = []
+            for path in batch { requests += Array("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n".utf8) }
+            try connection!.send(requests)
+            var answered = 0
+            while answered < batch.count {
+                if let parsed = HTTPResponse.parsePrefix(pending, atEOF: false) {
+                    pending.removeFirst(parsed.length)
+                    responses.append(parsed.response)
+                    answered += 1
+                    continue
+                }
+                let chunk = try connection!.receive()
+                if chunk.isEmpty { throw TestSupportError("closed after \(answered) of \(batch.count) pipelined") }
+                pending += chunk
+            }
+            start += batch.count
+        }
+        return responses
+    }
+
+    public func get(_ path: String) throws -> HTTPResponse {
+        for attempt in 0..<2 {
+            if connection == nil {
+                connection = try LoopbackConnection(port: port, timeout: timeout)
+                pending = []
+            }
+            let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port)\r\n\r\n"
+            do {
+                try connection!.send(Array(request.utf8))
+                while true {
+                    if let parsed = HTTPResponse.parsePrefix(pending, atEOF: false) {
+                        pending.removeFirst(parsed.length)
+                        if parsed.response.header("Connection")?.lowercased() == "close" { connection = nil }
+                        return parsed.response
+                    }
+                    let chunk = try connection!.receive()
+                    if chunk.isEmpty { throw TestSupportError("closed") }
+                    pending += chunk
+                }
+            } catch {
+                // The server closed an idle or exhausted connection: ask again on a new one, once.
+                connection = nil
+                if attempt == 1 { throw error }
+            }
+        }
+        throw TestSupportError("unreachable")
+    }
+}
