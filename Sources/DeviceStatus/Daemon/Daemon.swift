@@ -163,10 +163,14 @@ public final class Daemon: Sendable {
         let fleet = Fleet(directory: directory)
         fleet.observe(events)
         fleet.rebuildInBackground()
-        // Devices by overall status (status topic and watchdog together) for the status line and /metrics.
-        health.attach(
-            registry: registry, readiness: readiness, client: link.client, devices: { directory.countsByState() })
-        metrics.sample(registry: registry, devices: { directory.countsByState() })
+        // Devices by overall status (status topic and watchdog together) for the status line and /metrics: from the
+        // fleet index, kept from the transitions; only before its first build (the first moments after a start)
+        // from a walk.
+        let countsByState: @Sendable () -> [DeviceState: Int] = {
+            fleet.countsIfBuilt() ?? directory.countsByState()
+        }
+        health.attach(registry: registry, readiness: readiness, client: link.client, devices: countsByState)
+        metrics.sample(registry: registry, devices: countsByState)
         metrics.addSampler { [metrics] in
             metrics.setOperations(
                 Dictionary(uniqueKeysWithValues: operations.table.totals().map { ($0.key.rawValue, $0.value) }))

@@ -134,6 +134,16 @@ public final class Fleet: Sendable {
         }
     }
 
+    /// Devices per overall status, or nil while the first build is still running (never waits: for readers on the
+    /// cooperative pool, such as the service status line and `/metrics`).
+    public func countsIfBuilt() -> [DeviceState: Int]? {
+        state.withLock { state in
+            guard state.built else { return nil }
+            settle(&state)
+            return state.index.counts
+        }
+    }
+
     /// The device count of every type in the fleet, by type name in key order.
     public func typeCounts() -> [(type: String, count: Int)] {
         waitForFirstBuild()
