@@ -2,7 +2,8 @@ import CMosquitto
 import Logging
 
 // libmosquitto's callbacks. They are plain C function pointers registered from nonisolated code
-// (PLATFORM.md: a closure written inside an actor-isolated method dies with SIGILL when C calls it),
+// (a closure written inside an actor-isolated method inherits its isolation, and the runtime check kills
+// the process with SIGILL when C calls it from another thread),
 // and they run on libmosquitto's network thread. on_message only copies; nothing here waits.
 
 /// Calls libmosquitto once per process, before the first client: `mosquitto_lib_init` is not thread-safe,

@@ -71,7 +71,7 @@ struct DevStatusCommand: AsyncParsableCommand {
         }
     }
 
-    /// The configuration file (SPEC §1), then the command-line overrides, then `$STATE_DIRECTORY`: at start
+    /// The configuration file (docs/behaviour.md §1), then the command-line overrides, then `$STATE_DIRECTORY`: at start
     /// and again on every SIGHUP.
     func resolveSettings() throws -> DaemonConfig {
         var settings = try loadConfig(config)
@@ -124,7 +124,7 @@ struct CLIFailure: Error {
     let message: String
 }
 
-/// The config file per SPEC §1: the given one, else `./config.toml` if present, else built-in defaults.
+/// The config file per docs/behaviour.md §1: the given one, else `./config.toml` if present, else built-in defaults.
 func loadConfig(_ path: String?) throws -> DaemonConfig {
     let chosen = path ?? (FileManager.default.fileExists(atPath: "config.toml") ? "config.toml" : nil)
     guard let chosen else { return ConfigLoader.defaults }
@@ -135,7 +135,7 @@ func loadConfig(_ path: String?) throws -> DaemonConfig {
     }
 }
 
-// Argument errors exit with 1 (SPEC §1), not ArgumentParser's 64; help and version exit with 0.
+// Argument errors exit with 1 (docs/behaviour.md §1), not ArgumentParser's 64; help and version exit with 0.
 do {
     var command = try DevStatusCommand.parseAsRoot()
     if let daemon = command as? DevStatusCommand {

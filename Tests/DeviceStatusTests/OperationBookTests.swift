@@ -2,7 +2,7 @@ import Testing
 
 @testable import DeviceStatus
 
-/// The operation state machine of SPEC §4.3, driven with explicit times (no clock, no I/O).
+/// The operation state machine of docs/behaviour.md §4.3, driven with explicit times (no clock, no I/O).
 @Suite struct OperationBookTests {
     static let second: Int64 = 1_000_000_000
     /// A wall-clock start far from 0, as in real life.

@@ -3,7 +3,7 @@ import Testing
 
 @testable import DeviceStatus
 
-/// Strict parsing of `POST /devices/<type>/<id>/operations` bodies, and write access (SPEC §4.3, §4.4).
+/// Strict parsing of `POST /devices/<type>/<id>/operations` bodies, and write access (docs/behaviour.md §4.3, §4.4).
 @Suite struct OperationRequestTests {
     let device = DeviceKey(type: "type1", id: "ps1")
 

@@ -4,7 +4,7 @@ import Synchronization
 import TestSupport
 import Testing
 
-/// Agents (SPEC §7) run by the real daemon as real processes: started in their own session with the tag, output
+/// Agents (docs/behaviour.md §7) run by the real daemon as real processes: started in their own session with the tag, output
 /// in the log, restarted with backoff, restarted on watchdog expiry, re-adopted across a daemon restart.
 @Suite(.serialized) struct AgentTests {
     /// An agent that greets, then writes a line every 200 ms (so it would die of SIGPIPE if nobody held its pipe).

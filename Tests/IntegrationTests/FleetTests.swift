@@ -3,7 +3,7 @@ import MQTT
 import TestSupport
 import Testing
 
-/// SPEC §4.2's fleet routes end to end: the real binary, a real mosquitto, real LevelDB, real sockets.
+/// docs/behaviour.md §4.2's fleet routes end to end: the real binary, a real mosquitto, real LevelDB, real sockets.
 @Suite(.serialized) struct FleetTests {
     static func devices(_ object: [String: Any]) -> [[String: Any]] { object["devices"] as? [[String: Any]] ?? [] }
 

@@ -4,7 +4,7 @@ import Synchronization
 import TestSupport
 import Testing
 
-/// Pending operations end to end (SPEC §4.3, §4.4): the real binary, a real mosquitto, real LevelDB, real sockets.
+/// Pending operations end to end (docs/behaviour.md §4.3, §4.4): the real binary, a real mosquitto, real LevelDB, real sockets.
 @Suite(.serialized) struct OperationTests {
     /// Every message a test client receives on its filters, in order.
     final class Listener: Sendable {

@@ -3,8 +3,8 @@ import MQTT
 import TestSupport
 import Testing
 
-/// Receive throughput of MQTTClient against `mosquitto_sub` on the same broker (PLATFORM.md: plain
-/// mosquitto_sub does ~100 k msg/s here). Slow-ish, so only with MQTT_BENCH=1 (scripts/bench-mqtt.sh).
+/// Receive throughput of MQTTClient against `mosquitto_sub` on the same broker (plain mosquitto_sub does
+/// ~100 k msg/s on the development machine). Slow-ish, so only with MQTT_BENCH=1 (scripts/bench-mqtt.sh).
 @Suite(.serialized, .enabled(if: ProcessInfo.processInfo.environment["MQTT_BENCH"] != nil))
 struct MQTTBenchmarkTests {
     static let total = 100_000

@@ -27,7 +27,7 @@ public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// A child process spawned with `posix_spawn`, an empty signal mask and default signal dispositions
-/// (`shim_spawn`), so it reacts to SIGTERM even when started from an async test (PLATFORM.md).
+/// (`shim_spawn`), so it reacts to SIGTERM even when started from an async test (whose thread may block signals).
 ///
 /// The process is reaped exactly once, by whichever of ``isRunning``, ``waitForExit(timeout:)`` or
 /// ``terminate(_:)`` first sees it gone. A child still running at deinit gets SIGKILL and is reaped,

@@ -2,7 +2,9 @@
 #define CSYSSHIMS_H
 
 // What Swift's Glibc module does not export: epoll, accept4, eventfd, and a
-// posix_spawn wrapper with a clean signal mask (see PLATFORM.md).
+// posix_spawn wrapper that gives the child an empty signal mask and default signal actions: otherwise it
+// inherits the spawning thread's mask (libdispatch's signal handling blocks signals on its threads) and the
+// daemon's ignored signals, and SIGTERM would not stop it.
 
 #include <stdint.h>
 #include <sys/types.h>

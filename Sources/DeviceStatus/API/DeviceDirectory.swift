@@ -1,6 +1,6 @@
 import Synchronization
 
-/// One view of every signal about a device (SPEC §4.2): its status-topic record, its watchdog, its agent, its
+/// One view of every signal about a device (docs/behaviour.md §4.2): its status-topic record, its watchdog, its agent, its
 /// pending operations. Reads only snapshots, never awaits an actor.
 ///
 /// A device judged from several signals takes the least favourable one: expired (watchdog) before offline

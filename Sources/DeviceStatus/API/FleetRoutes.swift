@@ -1,6 +1,6 @@
 import HTTP1
 
-/// The fleet routes of SPEC §4.2:
+/// The fleet routes of docs/behaviour.md §4.2:
 /// - `GET /devices?status=&type=&q=&sort=&limit=&cursor=` → `{"devices":[{type,id,status,source,since,lastSeen}…],
 ///   "nextCursor":"…"|null,"counts":{"online":n,…},"total":n,"types":{"<type>":n,…}}`, in `type/id` order or newest
 ///   first by `lastSeen` or `since`; `limit` default 100, at most 1000; 400 naming the parameter at fault, unknown

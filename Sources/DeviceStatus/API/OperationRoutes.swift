@@ -1,6 +1,6 @@
 import HTTP1
 
-/// The routes of SPEC §4.3 over `OperationDelivery`:
+/// The routes of docs/behaviour.md §4.3 over `OperationDelivery`:
 /// - `POST /devices/<type>/<id>/operations` → 201 with the operation once it is on disk (synced write), 400 naming
 ///   the member at fault, 413 above the server's body limit (64 KiB by default), 429 when the device has
 ///   `maxQueuedPerDevice` unfinished operations;
@@ -9,7 +9,7 @@ import HTTP1
 /// - `GET …/operations/<opid>` → the operation, or 404;
 /// - `DELETE …/operations/<opid>` → 200 with the CANCELLED operation; 409 unless it was QUEUED.
 ///
-/// Writes go through `WriteAccess` (SPEC §4.4); reads answer from the `OperationTable` without awaiting the actor.
+/// Writes go through `WriteAccess` (docs/behaviour.md §4.4); reads answer from the `OperationTable` without awaiting the actor.
 public struct OperationRoutes: Sendable {
     let delivery: OperationDelivery
     let access: WriteAccess

@@ -1,4 +1,4 @@
-/// `GET /<type>/<id>` as the IBM device status service answered it (SPEC §4.1): the last accepted status payload
+/// `GET /<type>/<id>` as the IBM device status service answered it (docs/behaviour.md §4.1): the last accepted status payload
 /// exactly as received, or a "Never Connected" object naming the device's client id.
 public enum SeedLookup {
     /// The body for `type/id`; always 200.

@@ -1,14 +1,14 @@
 import HTTP1
 
-/// The HTTP routes of SPEC §4, over the snapshots the daemon's actors publish (`DeviceDirectory`, `Readiness`).
+/// The HTTP routes of docs/behaviour.md §4, over the snapshots the daemon's actors publish (`DeviceDirectory`, `Readiness`).
 /// Every handler answers from those and none awaits an actor; the two that walk the whole fleet (`GET /`,
 /// `GET /devices`) run off the event loop.
 public struct StatusAPI: Sendable {
     let directory: DeviceDirectory
     let readiness: Readiness
-    /// The operation routes of SPEC §4.3 (none when nil).
+    /// The operation routes of docs/behaviour.md §4.3 (none when nil).
     let operations: OperationRoutes?
-    /// The fleet list, history and event stream of SPEC §4.2; none when nil.
+    /// The fleet list, history and event stream of docs/behaviour.md §4.2; none when nil.
     let fleet: FleetRoutes?
     var table: DeviceTable { directory.table }
 
@@ -39,7 +39,7 @@ public struct StatusAPI: Sendable {
             }
             return .json(.ok, JSONText.object([("status", "\"ready\""), ("broker", broker)]))
         }
-        // SPEC §4.1: exactly two segments, as the IBM service answered.
+        // docs/behaviour.md §4.1: exactly two segments, as the IBM service answered.
         router.get(":type", ":id") { _, parameters in
             .json(.ok, SeedLookup.body(type: parameters["type"]!, id: parameters["id"]!, table: table))
         }

@@ -1,6 +1,6 @@
 import HTTP1
 
-/// Who may use the write routes (POST, DELETE; SPEC §4.4): with a token configured, requests carrying
+/// Who may use the write routes (POST, DELETE; docs/behaviour.md §4.4): with a token configured, requests carrying
 /// `Authorization: Bearer <token>` (compared in constant time), else 401 with `WWW-Authenticate: Bearer`;
 /// without a token, loopback peers only, else 403.
 public struct WriteAccess: Sendable {

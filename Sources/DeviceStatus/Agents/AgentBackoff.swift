@@ -1,4 +1,4 @@
-/// When to start a dead agent again (SPEC §7): 1 s after its first quick death, doubling with every further one
+/// When to start a dead agent again (docs/behaviour.md §7): 1 s after its first quick death, doubling with every further one
 /// up to 60 s, and back to 1 s once a run has lasted 60 s.
 ///
 /// A pure rule: the caller passes the times in (from `ContinuousClock` in the daemon, made up in tests), and

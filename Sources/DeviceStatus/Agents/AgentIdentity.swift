@@ -1,6 +1,6 @@
 import Foundation
 
-/// How devstatusd recognises its own agent after a restart (SPEC §7): a pid file in the data directory plus the
+/// How devstatusd recognises its own agent after a restart (docs/behaviour.md §7): a pid file in the data directory plus the
 /// environment tag the agent was started with. Pure rules over the texts `/proc` gives; no I/O here.
 public enum AgentIdentity {
     /// The environment variable every agent is started with; its value is the agent's name.

@@ -4,7 +4,7 @@ import Logging
 import MQTT
 import Synchronization
 
-/// Keeps every `[agent_<name>]` process running (SPEC §7).
+/// Keeps every `[agent_<name>]` process running (docs/behaviour.md §7).
 ///
 /// - Each agent runs `/bin/sh -c <exec>` in a session and process group of its own, with the daemon's
 ///   environment plus `DEVSTATUSD_AGENT=<name>` (systemd's `NOTIFY_SOCKET`, `LISTEN_*` and `WATCHDOG_*` are left

@@ -7,7 +7,7 @@ import TOMLKit
     import Darwin
 #endif
 
-/// Reads `config.toml` (SPEC §2) into a ``DaemonConfig``: first TOML syntax (TOMLKit), then every
+/// Reads `config.toml` (docs/behaviour.md §2) into a ``DaemonConfig``: first TOML syntax (TOMLKit), then every
 /// section and key, collecting all errors instead of stopping at the first. Each error names the
 /// file, line, key and what was expected.
 public enum ConfigLoader {

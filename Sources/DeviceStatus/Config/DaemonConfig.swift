@@ -1,7 +1,7 @@
 import HTTP1
 import MQTT
 
-/// Everything `config.toml` can say (SPEC §2), with every default stated. `ConfigLoader.defaults`
+/// Everything `config.toml` can say (docs/behaviour.md §2), with every default stated. `ConfigLoader.defaults`
 /// is `DaemonConfig()`; `config.toml.example` documents the same values.
 public struct DaemonConfig: Sendable, Equatable {
     /// `[mqtt]`: the broker connection and the topics devstatusd publishes under.
@@ -44,7 +44,7 @@ public struct MQTTSettings: Sendable, Equatable {
     /// `clientid` (also accepted: `clientId`), default `"devstatusd"`. Two clients with one id
     /// disconnect each other, so give each instance its own.
     public var clientid: String
-    /// `baseTopic`, default `"home/monitoring"`: the prefix B of everything devstatusd publishes (SPEC §5).
+    /// `baseTopic`, default `"home/monitoring"`: the prefix B of everything devstatusd publishes (docs/behaviour.md §5).
     public var baseTopic: String
     /// `keepAlive`, default 60 seconds, 5...65535.
     public var keepAlive: Int
@@ -83,7 +83,7 @@ public struct HTTPSettings: Sendable, Equatable {
     /// `writeTimeout`, `maxRequestLine`, `maxHeaderBytes`, `maxHeaders`, `maxBody` — with the defaults
     /// `HTTPServer.Configuration` states; read and set them as `http.port` and so on.
     public var server: HTTPServer.Configuration
-    /// `token`, default `""`: no token, so write routes are accepted from loopback peers only (SPEC §4.4).
+    /// `token`, default `""`: no token, so write routes are accepted from loopback peers only (docs/behaviour.md §4.4).
     /// After loading, holds the token read from `tokenFile` when that is set.
     public var token: String
     /// `tokenFile`, default `""`: a file whose content (whitespace trimmed) is the token; keeps the
@@ -149,7 +149,7 @@ public struct OperationSettings: Sendable, Equatable {
     /// `maxQueuedPerDevice`, default 100: more QUEUED operations for one device are refused with 429,
     /// so an offline device cannot grow the store without bound.
     public var maxQueuedPerDevice: Int
-    /// `maxAttempts`, default 3: failed attempts before an operation is FAILED (SPEC §4.3).
+    /// `maxAttempts`, default 3: failed attempts before an operation is FAILED (docs/behaviour.md §4.3).
     public var maxAttempts: Int
 
     public init(maxQueuedPerDevice: Int = 100, maxAttempts: Int = 3) {

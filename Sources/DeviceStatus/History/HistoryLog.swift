@@ -38,7 +38,7 @@ public struct HistoryEntry: Sendable, Equatable {
     }
 }
 
-/// The last status transitions of every device (SPEC §4.2), persisted in LevelDB under
+/// The last status transitions of every device (docs/behaviour.md §4.2), persisted in LevelDB under
 /// `h/<type>/<id>/<time: 8 bytes big-endian><sequence: 4 bytes big-endian>`, so that one device's entries are
 /// adjacent and in time order.
 ///

@@ -2,7 +2,7 @@ import HTTP1
 import ServiceLifecycle
 import Synchronization
 
-/// `GET /events` (SPEC §4.2): every status transition as a Server-Sent Event,
+/// `GET /events` (docs/behaviour.md §4.2): every status transition as a Server-Sent Event,
 ///
 ///     id: 1717171717123456789
 ///     event: status

@@ -3,7 +3,7 @@ import MQTT
 import Prometheus
 import Synchronization
 
-/// Everything `GET /metrics` reports, in the Prometheus text format (SPEC §4.5), kept in swift-prometheus's
+/// Everything `GET /metrics` reports, in the Prometheus text format (docs/behaviour.md §4.5), kept in swift-prometheus's
 /// `PrometheusCollectorRegistry` (used directly: no global metrics bootstrap).
 ///
 /// Two kinds of inputs:
@@ -21,7 +21,7 @@ public final class DaemonMetrics: Sendable {
     /// The underlying collectors; add families of your own here if you need them.
     public let collectors = PrometheusCollectorRegistry()
 
-    /// Operation statuses of SPEC §4.3, each reported (at 0 until told otherwise) so dashboards see every series.
+    /// Operation statuses of docs/behaviour.md §4.3, each reported (at 0 until told otherwise) so dashboards see every series.
     public static let operationStatuses = ["QUEUED", "SENDING", "CONFIRMED", "FAILED", "CANCELLED", "EXPIRED"]
 
     /// HTTP latencies span a cached lookup (tens of µs) to a durable write (ms); 5 s is past any route's budget.
@@ -73,7 +73,7 @@ public final class DaemonMetrics: Sendable {
     /// One LevelDB write took `duration`.
     public func recordStoreWrite(_ duration: Duration) { storeWrites.record(duration) }
 
-    /// Hook for the operation queue: the number of operations in each status (SPEC §4.3). Statuses not
+    /// Hook for the operation queue: the number of operations in each status (docs/behaviour.md §4.3). Statuses not
     /// given keep their last value; every status of `operationStatuses` is reported from the start at 0.
     public func setOperations(_ countsByStatus: [String: Int]) {
         for (status, count) in countsByStatus { operations(status).set(Int64(count)) }

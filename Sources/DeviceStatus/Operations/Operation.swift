@@ -1,4 +1,4 @@
-/// Where an operation is in its life (SPEC §4.3): QUEUED → SENDING → CONFIRMED; a failed attempt goes back to
+/// Where an operation is in its life (docs/behaviour.md §4.3): QUEUED → SENDING → CONFIRMED; a failed attempt goes back to
 /// QUEUED, or to FAILED after the last allowed attempt; QUEUED → CANCELLED on request; past its TTL → EXPIRED.
 public enum OperationStatus: String, Sendable, CaseIterable, Hashable {
     case queued = "QUEUED"

@@ -1,4 +1,4 @@
-/// Every device's operations and the rules of SPEC §4.3, with no I/O and no clock: each mutating call takes the
+/// Every device's operations and the rules of docs/behaviour.md §4.3, with no I/O and no clock: each mutating call takes the
 /// wall-clock time and returns the `Change`s to persist; the caller (`OperationDelivery`) publishes, waits and
 /// stores. One operation per device is in flight at a time, always the device's oldest QUEUED one.
 ///
@@ -93,7 +93,7 @@ public struct OperationBook: Sendable {
         self.limits = limits
     }
 
-    /// A book holding `loaded` (any order), with SPEC §4.3's start-up rule applied: an operation found SENDING
+    /// A book holding `loaded` (any order), with docs/behaviour.md §4.3's start-up rule applied: an operation found SENDING
     /// counts one failed attempt and returns to QUEUED (FAILED if that was the last allowed attempt).
     /// - Returns: the book and the changes the recovery made.
     public static func recovering(_ loaded: [Operation], limits: Limits = Limits(), now: Int64) -> (

@@ -3,7 +3,7 @@ import MQTT
 import ServiceLifecycle
 import Storage
 
-/// Delivers pending operations (SPEC §4.3): creates and cancels them durably, and when a device comes online sends
+/// Delivers pending operations (docs/behaviour.md §4.3): creates and cancels them durably, and when a device comes online sends
 /// its QUEUED operations one at a time in creation order — SENDING, publish, the broker's acknowledgement, then (with
 /// an `ackTopic`) a message on that topic within `ackTimeoutSeconds` → CONFIRMED. Every state change is stored.
 ///

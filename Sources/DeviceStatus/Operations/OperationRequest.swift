@@ -1,4 +1,4 @@
-/// Parses the body of `POST /devices/<type>/<id>/operations` (SPEC §4.3) strictly: bad JSON, a member of the wrong
+/// Parses the body of `POST /devices/<type>/<id>/operations` (docs/behaviour.md §4.3) strictly: bad JSON, a member of the wrong
 /// type or out of range, an unknown or repeated member are refused with a message naming the member.
 ///
 /// Members: `topic` or `command` (exactly one), `payload` (required; a string is sent as is, any other JSON value as

@@ -1,7 +1,7 @@
 import Synchronization
 
 /// The operation book behind a lock: `OperationDelivery` is its only writer, HTTP threads and `/metrics` read it
-/// with one short lock and never await the actor (PLATFORM.md).
+/// with one short lock and never await the actor (an event-loop thread must not hop to an actor per request).
 public final class OperationTable: Sendable {
     private let book: Mutex<OperationBook>
 

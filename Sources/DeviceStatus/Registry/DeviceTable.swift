@@ -1,7 +1,7 @@
 import Synchronization
 
 /// The status map that HTTP threads read. The `StatusRegistry` actor is its only writer; readers take a short
-/// lock for one lookup and never await the actor (PLATFORM.md: HTTP threads must not hop to an actor per request).
+/// lock for one lookup and never await the actor (HTTP threads must not hop to an actor per request).
 public final class DeviceTable: Sendable {
     private let records = Mutex<[String: StatusRecord]>([:])
     private let organization = Mutex<String>("")

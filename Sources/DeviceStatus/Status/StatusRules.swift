@@ -1,4 +1,4 @@
-/// What to do with one status message, by SPEC §3's status-topic rules. Pure: no clock, no storage.
+/// What to do with one status message, by docs/behaviour.md §3's status-topic rules. Pure: no clock, no storage.
 public enum StatusDecision: Sendable, Equatable {
     /// Store it: it is newer than what is stored (or nothing is).
     case accept

@@ -1,6 +1,6 @@
 import Storage
 
-/// Devices' state records (SPEC §6): the last message on each of a device's state topics, with its retain flag,
+/// Devices' state records (docs/behaviour.md §6): the last message on each of a device's state topics, with its retain flag,
 /// kept in LevelDB under `t/<name>\0<topic>` so that a device's own states are one prefix scan.
 public struct StateStore: Sendable {
     /// One stored state.

@@ -4,7 +4,7 @@ import ServiceLifecycle
 import Storage
 import Synchronization
 
-/// IotMonitor's job, done strictly (SPEC §3 watchdog rules, §5, §6): per-device watchdogs on the configured watch
+/// IotMonitor's job, done strictly (docs/behaviour.md §3 watchdog rules, §5, §6): per-device watchdogs on the configured watch
 /// topics, `B/expire/<name>` and `B/status/<name>` on every transition, the `B/up` counter, and state restoration
 /// on hello and at daemon start.
 public actor WatchService: BrokerComponent, Service {
@@ -247,7 +247,7 @@ public actor WatchService: BrokerComponent, Service {
         return pending.payloads.contains(message.payload)
     }
 
-    /// Re-publishes the device's own stored states with their original retain flag (SPEC §6).
+    /// Re-publishes the device's own stored states with their original retain flag (docs/behaviour.md §6).
     private func restoreStates(of index: Int) {
         let name = devices[index].name
         guard let client else { return }
@@ -269,7 +269,7 @@ public actor WatchService: BrokerComponent, Service {
         }
     }
 
-    // MARK: - Publications (SPEC §5)
+    // MARK: - Publications (docs/behaviour.md §5)
 
     private func expireTopic(_ index: Int) -> String { baseTopic + "/expire/" + devices[index].name }
     private func statusTopic(_ index: Int) -> String { baseTopic + "/status/" + devices[index].name }

@@ -1,4 +1,4 @@
-/// The watchdog of IotMonitor's watched devices (SPEC §3): a device is alive while a non-retained message arrives
+/// The watchdog of IotMonitor's watched devices (docs/behaviour.md §3): a device is alive while a non-retained message arrives
 /// on one of its watch topics within its timeout; the first deadline runs from daemon start (a grace period).
 ///
 /// Pure and clock-free: the caller passes the monotonic time (for deadlines) and the wall time (for what is
