@@ -81,3 +81,17 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// `make fuzz` (Fuzz/run.sh): one libFuzzer harness per parser of outside bytes, each the file Fuzz/<Name>.swift and
+// one line here naming the modules it imports. Declared only when Fuzz/run.sh builds them (DEVSTATUSD_FUZZ=1, with
+// -sanitize=fuzzer, which links libFuzzer's main), so ordinary builds do not compile them.
+let fuzzHarnesses: [(name: String, dependencies: [Target.Dependency])] = [
+    ("HTTPParserFuzz", ["HTTP1"]),
+    ("MonPayloadFuzz", ["DeviceStatus"]),
+    ("ConfigFuzz", ["DeviceStatus"]),
+]
+if Context.environment["DEVSTATUSD_FUZZ"] == "1" {
+    package.targets += fuzzHarnesses.map {
+        .executableTarget(name: $0.name, dependencies: $0.dependencies, path: "Fuzz", sources: ["\($0.name).swift"])
+    }
+}

@@ -1,10 +1,13 @@
-// libFuzzer entry for the HTTP/1.1 request parser. Built by Fuzz/run.sh together with the pure
-// parser sources of Sources/HTTP1 (same module, so internals are visible).
+// libfuzzer: -max_len=512
+// libFuzzer entry for the HTTP/1.1 request parser. Inputs up to 512 bytes: the small limits below reach every
+// limit branch within that.
 //
 // Checks, for every input and for two sets of limits:
 // - feeding it whole and byte by byte gives the same requests and the same refusal;
 // - no request exceeds the limits it was parsed under.
 // A difference traps, which libFuzzer reports as a crash with the input saved.
+
+import HTTP1
 
 private let limitSets = [
     RequestLimits(),

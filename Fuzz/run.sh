@@ -1,27 +1,63 @@
 #!/bin/sh
-# Fuzzes the HTTP/1.1 request parser with libFuzzer + AddressSanitizer.
-#   Fuzz/run.sh                  10 million runs (or an hour, whichever comes first)
-#   RUNS=100000 Fuzz/run.sh      a quick run
-#   MAX_TIME=60 Fuzz/run.sh      stop after a minute
-# Builds into .build-fuzz/, keeps the growing corpus in fuzz-corpus/http (both ignored by git);
-# Fuzz/seeds holds the checked-in starting inputs. A crash leaves crash-* in .build-fuzz/.
+# Fuzzes every parser of outside bytes with libFuzzer + AddressSanitizer: one harness per Fuzz/<Name>.swift.
+#   Fuzz/run.sh                         every harness, 10 million runs each (or an hour each, whichever comes first)
+#   Fuzz/run.sh MonPayloadFuzz          the harnesses named
+#   RUNS=100000 Fuzz/run.sh             a quick run
+#   MAX_TIME=60 Fuzz/run.sh             stop each after a minute
+# Builds into .build-fuzz/ (release, instrumented), keeps each growing corpus in fuzz-corpus/<Name> (both ignored by
+# git); Fuzz/seeds/<Name>/ holds the checked-in starting inputs. A crash leaves .build-fuzz/<Name>-crash-* and fails.
+#
+# Adding a harness (e.g. for a new payload decoder):
+#   1. Fuzz/<Name>.swift: a `@_cdecl("LLVMFuzzerTestOneInput")` function that feeds the bytes to the decoder and
+#      traps (fatalError) only when an invariant breaks; copy MonPayloadFuzz.swift. Its first line may carry
+#      libFuzzer flags: `// libfuzzer: -max_len=4096`.
+#   2. One line in `fuzzHarnesses` at the end of Package.swift: ("<Name>", ["<module it imports>"]).
+#   3. Optionally, seed inputs in Fuzz/seeds/<Name>/ (one file each).
 set -eu
 cd "$(dirname "$0")/.."
 
 RUNS="${RUNS:-10000000}"
 MAX_TIME="${MAX_TIME:-3600}"
-# Inputs up to 512 bytes: the small limit set in the harness reaches every limit within that.
-MAX_LEN="${MAX_LEN:-512}"
-BIN=.build-fuzz/http-parser-fuzz
 
-mkdir -p .build-fuzz fuzz-corpus/http
-# Only the pure parser sources (and the encoder the header types use): they import nothing but the standard library.
-# lld (shipped with the toolchain) links the sanitizer runtimes without gold's export warnings.
-swiftc -O -sanitize=fuzzer,address -use-ld=lld -parse-as-library -swift-version 6 -module-name HTTPParserFuzz \
-    Fuzz/HTTPParserFuzz.swift \
-    Sources/HTTP1/HTTPTypes.swift Sources/HTTP1/HTTPRequest.swift Sources/HTTP1/HTTPResponse.swift \
-    Sources/HTTP1/RequestTarget.swift Sources/HTTP1/RequestParser.swift Sources/HTTP1/ResponseEncoder.swift \
-    -o "$BIN"
+if [ $# -gt 0 ]; then
+    HARNESSES="$*"
+else
+    HARNESSES=$(cd Fuzz && ls *.swift | sed 's/\.swift$//')
+fi
 
-"$BIN" -runs="$RUNS" -max_total_time="$MAX_TIME" -max_len="$MAX_LEN" -print_final_stats=1 \
-    -artifact_prefix=.build-fuzz/ fuzz-corpus/http Fuzz/seeds
+for name in $HARNESSES; do
+    grep -q "(\"$name\"," Package.swift || { echo "Fuzz/run.sh: $name is not listed in fuzzHarnesses (Package.swift)" >&2; exit 1; }
+done
+
+# One instrumented build (libFuzzer coverage + ASan in every module); lld links the sanitizer runtimes without
+# gold's export warnings.
+build() {
+    DEVSTATUSD_FUZZ=1 swift build -c release --sanitize=fuzzer --sanitize=address --scratch-path .build-fuzz \
+        -Xswiftc -use-ld=lld --product "$1"
+}
+for name in $HARNESSES; do build "$name"; done
+BIN_DIR=$(DEVSTATUSD_FUZZ=1 swift build -c release --sanitize=fuzzer --sanitize=address --scratch-path .build-fuzz \
+    --show-bin-path)
+
+run() {
+    name=$1
+    flags=$(sed -n '1s|^// libfuzzer: ||p' "Fuzz/$name.swift")
+    mkdir -p "fuzz-corpus/$name" "Fuzz/seeds/$name"
+    corpus="$PWD/fuzz-corpus/$name"
+    seeds="$PWD/Fuzz/seeds/$name"
+    artifacts="$PWD/.build-fuzz/$name-"
+    # An empty working directory: paths inside inputs (a config's tokenFile) find nothing; stdin reads nothing.
+    work=$(mktemp -d)
+    status=0
+    (cd "$work" && "$BIN_DIR/$name" -runs="$RUNS" -max_total_time="$MAX_TIME" $flags -print_final_stats=1 \
+        -artifact_prefix="$artifacts" "$corpus" "$seeds" </dev/null) >"$PWD/.build-fuzz/$name.log" 2>&1 || status=$?
+    rm -rf "$work"
+    grep -E "^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)|ERROR|SUMMARY" \
+        ".build-fuzz/$name.log" | sed "s|^|$name: |"
+    [ "$status" -eq 0 ] || { echo "$name: FAILED (exit $status); log: .build-fuzz/$name.log" >&2; return 1; }
+}
+
+# One harness at a time: each uses one core.
+failed=0
+for name in $HARNESSES; do run "$name" || failed=1; done
+exit $failed

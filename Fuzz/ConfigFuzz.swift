@@ -1,0 +1,34 @@
+// libfuzzer: -max_len=2048
+// libFuzzer entry for the configuration loader: TOML text (TOMLKit) to DaemonConfig, key by key, collecting errors.
+//
+// Checks, for every input that is UTF-8 (the loader refuses anything else before parsing):
+// - the loader returns a configuration or at least one error, never traps;
+// - every error names a line inside the text (or none), and formats;
+// - an accepted text gives the same configuration when parsed again.
+// A difference traps, which libFuzzer reports as a crash with the input saved.
+//
+// Keys naming files (tokenFile, cafile, ...) are opened as the loader does: Fuzz/run.sh runs the harness in an
+// empty directory with stdin from /dev/null, so that a relative path finds nothing and /dev/stdin reads nothing.
+
+import DeviceStatus
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    guard let text = String(validating: UnsafeBufferPointer(start: data, count: size), as: UTF8.self) else { return 0 }
+    let lineCount = text.utf8.reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
+    switch ConfigLoader.parse(text: text, fileName: "fuzz.toml") {
+    case .success(let config):
+        guard case .success(let again) = ConfigLoader.parse(text: text, fileName: "fuzz.toml"), again == config else {
+            fatalError("the same text parsed twice gave different results")
+        }
+    case .failure(let errors):
+        if errors.errors.isEmpty { fatalError("refused without an error") }
+        for error in errors.errors {
+            if let line = error.line, !(1...lineCount).contains(line) {
+                fatalError("error on line \(line) of a \(lineCount)-line text: \(error)")
+            }
+            _ = error.description
+        }
+    }
+    return 0
+}
