@@ -199,6 +199,7 @@ public final class Daemon: Sendable {
             StoreService(store: store, history: history, logger: logger),
             StoreRecovery(store: store, logger: logger) { [logger] in
                 let statuses = await registry.storeUnsaved()
+                await watch.storeAll()
                 await operations.storeRecovered()
                 logger.notice("stored what changed while the store was down", metadata: ["statuses": "\(statuses)"])
             },

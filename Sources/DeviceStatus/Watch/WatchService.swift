@@ -48,12 +48,63 @@ public actor WatchService: BrokerComponent, Service {
         self.currentLayout = Mutex(layout)
         let wallNow = wallClockNanoseconds()
         self.startedAt = wallNow
-        let watchdog = Watchdog(timeouts: layout.timeouts, monotonicNow: monotonicNanoseconds(), wallNow: wallNow)
+        var watchdog = Watchdog(timeouts: layout.timeouts, monotonicNow: monotonicNanoseconds(), wallNow: wallNow)
+        var helloCounts = Array(repeating: 0, count: devices.count)
+        Self.restore(
+            devices.indices, layout: layout, from: store, into: &watchdog, helloCounts: &helloCounts, logger: logger)
         self.watchdog = watchdog
-        self.helloCounts = Array(repeating: 0, count: devices.count)
+        self.helloCounts = helloCounts
         let snapshot = WatchSnapshot()
         self.snapshot = snapshot
-        snapshot.replaceAll(devices.indices.map { Self.info($0, layout: layout, watchdog: watchdog, helloCount: 0) })
+        snapshot.replaceAll(
+            devices.indices.map { Self.info($0, layout: layout, watchdog: watchdog, helloCount: helloCounts[$0]) })
+    }
+
+    /// Gives the devices at `indexes` what an earlier run stored of their watchdog (see `WatchdogRecord`).
+    private static func restore(
+        _ indexes: some Sequence<Int>, layout: WatchLayout, from store: LevelDB, into watchdog: inout Watchdog,
+        helloCounts: inout [Int], logger: Logger
+    ) {
+        for index in indexes {
+            let name = layout.devices[index].name
+            let stored: [UInt8]?
+            do {
+                stored = try store.get(WatchdogRecord.key(device: name))
+            } catch {
+                logger.error(
+                    "could not read a stored watchdog state", metadata: ["device": "\(name)", "error": "\(error)"])
+                continue
+            }
+            guard let stored, let record = WatchdogRecord(encoded: stored) else { continue }
+            helloCounts[index] = record.helloCount
+            if let slot = layout.watchedSlots[index] {
+                watchdog.restore(
+                    device: slot, lastActivity: record.lastActivity, expired: record.expired, since: record.since)
+            }
+        }
+        watchdog.rebuildSchedule()
+    }
+
+    /// Adds the watchdog state of the devices at `indexes` to `batch` (kept across restarts).
+    private func persist(_ indexes: some Sequence<Int>, into batch: inout WriteBatch) {
+        for index in indexes {
+            var record = WatchdogRecord(
+                lastActivity: nil, helloCount: helloCounts[index], expired: false, since: startedAt)
+            if let slot = layout.watchedSlots[index] {
+                let device = watchdog.devices[slot]
+                record.lastActivity = device.lastActivity
+                record.expired = device.expired
+                record.since = device.since
+            }
+            batch.put(WatchdogRecord.key(device: devices[index].name), record.encoded)
+        }
+    }
+
+    /// Writes every device's watchdog state (after the store came back from a failure).
+    public func storeAll() {
+        var batch = WriteBatch()
+        persist(devices.indices, into: &batch)
+        flush(&batch)
     }
 
     /// QoS 0 throughout (a QoS 1 retained replay beyond the broker's queue limit is dropped). On MQTT 5, our own
@@ -80,6 +131,9 @@ public actor WatchService: BrokerComponent, Service {
             timeouts: new.timeouts, monotonicNow: monotonicNanoseconds(), wallNow: wallClockNanoseconds())
         var newHellos = Array(repeating: 0, count: newDevices.count)
         let oldByName = Dictionary(uniqueKeysWithValues: old.devices.enumerated().map { ($1.name, $0) })
+        Self.restore(
+            newDevices.indices.filter { oldByName[newDevices[$0].name] == nil }, layout: new, from: store,
+            into: &newWatchdog, helloCounts: &newHellos, logger: logger)
         for (index, device) in newDevices.enumerated() {
             guard let oldIndex = oldByName[device.name] else { continue }
             newHellos[index] = helloCounts[oldIndex]
@@ -91,13 +145,16 @@ public actor WatchService: BrokerComponent, Service {
         let newNames = Set(newDevices.map(\.name))
         let removed = old.devices.map(\.name).filter { !newNames.contains($0) }
         let added = newDevices.map(\.name).filter { oldByName[$0] == nil }
+        var batch = WriteBatch()
         for name in removed {
             client?.publishNoWait(topic: baseTopic + "/expire/" + name, payload: [], qos: 1, retain: true)
+            batch.delete(WatchdogRecord.key(device: name))
         }
         layout = new
         currentLayout.withLock { $0 = new }
         watchdog = newWatchdog
         helloCounts = newHellos
+        flush(&batch)
         let watchdogCopy = newWatchdog
         snapshot.replaceAll(
             newDevices.indices.map { Self.info($0, layout: new, watchdog: watchdogCopy, helloCount: newHellos[$0]) })
@@ -131,6 +188,14 @@ public actor WatchService: BrokerComponent, Service {
         self.client = client
         if !restoredAtStart {
             restoredAtStart = true
+            // Expired before the restart and silent since: B/expire says so again, with the last activity.
+            for (slot, device) in watchdog.devices.enumerated() where device.expired {
+                let index = layout.slotOwners[slot]
+                client.publishNoWait(
+                    topic: expireTopic(index),
+                    payload: Array("\((device.lastActivity ?? startedAt) / 1_000_000_000)".utf8), qos: 1, retain: true)
+                publishStatus(index, device: device, status: "expired")
+            }
             for index in devices.indices where !devices[index].stateTopics.isEmpty { restoreStates(of: index) }
         }
     }
@@ -148,6 +213,11 @@ public actor WatchService: BrokerComponent, Service {
                 (index, Self.info(index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index])))
         }
         snapshot.update(changed)
+        if !changed.isEmpty {
+            var batch = WriteBatch()
+            persist(changed.map(\.0), into: &batch)
+            flush(&batch)
+        }
         guard let next = watchdog.nextDeadline else { return Self.maximumSleep }
         return max(0, min(next - monotonicNanoseconds(), Self.maximumSleep))
     }
@@ -196,6 +266,7 @@ public actor WatchService: BrokerComponent, Service {
                 }
             }
         }
+        persist(touched, into: &batch)
         if !batch.isEmpty { flush(&batch) }
         if !touched.isEmpty {
             snapshot.update(

@@ -92,6 +92,16 @@ public struct Watchdog: Sendable {
         devices[index].scheduled = old.scheduled
     }
 
+    /// Gives `device` what an earlier run of the daemon knew of it (SPEC §3, watchdog rule 3): its last activity,
+    /// and its state. One that was expired stays expired (no deadline) until it speaks; one that was alive keeps the
+    /// grace period it started with. Call `rebuildSchedule()` once after the last restore.
+    public mutating func restore(device index: Int, lastActivity: Int64?, expired: Bool, since: Int64) {
+        devices[index].lastActivity = lastActivity
+        devices[index].since = since
+        devices[index].expired = expired
+        devices[index].scheduled = !expired
+    }
+
     /// Files every scheduled device's deadline anew (after carry-overs).
     public mutating func rebuildSchedule() {
         heap.removeAll()
