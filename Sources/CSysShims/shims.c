@@ -59,10 +59,12 @@ int shim_eventfd_drain(int fd) {
     return (int)read(fd, &value, sizeof value);
 }
 
-/// posix_spawn with an empty signal mask and default dispositions, stdin from /dev/null, stdout and stderr to
-/// `out_fd` (inherited when -1), optionally in a new session and with every descriptor from 3 up closed.
+/// posix_spawn with an empty signal mask and default dispositions, stdin from /dev/null, stdout to `out_fd` and
+/// stderr to `err_fd` (each inherited when -1), optionally in a new session and with every descriptor from 3 up
+/// closed.
 static pid_t spawn_clean(
-    const char *path, char *const argv[], char *const envp[], int new_session, int out_fd, int close_others) {
+    const char *path, char *const argv[], char *const envp[], int new_session, int out_fd, int err_fd,
+    int close_others) {
     posix_spawnattr_t attr;
     posix_spawn_file_actions_t actions;
     sigset_t empty, all;
@@ -81,10 +83,8 @@ static pid_t spawn_clean(
     if (new_session) flags |= POSIX_SPAWN_SETSID;
     posix_spawnattr_setflags(&attr, flags);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    if (out_fd >= 0) {
-        posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
-        posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
-    }
+    if (out_fd >= 0) posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+    if (err_fd >= 0) posix_spawn_file_actions_adddup2(&actions, err_fd, 2);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
     if (close_others) posix_spawn_file_actions_addclosefrom_np(&actions, 3);
 #else
@@ -97,7 +97,7 @@ static pid_t spawn_clean(
 }
 
 pid_t shim_spawn(const char *path, char *const argv[], char *const envp[], int new_session, int out_fd) {
-    return spawn_clean(path, argv, envp, new_session, out_fd, 0);
+    return spawn_clean(path, argv, envp, new_session, out_fd, out_fd, 0);
 }
 
 int shim_set_thread_name(const char *name) {
@@ -107,8 +107,8 @@ int shim_set_thread_name(const char *name) {
     return pthread_setname_np(pthread_self(), truncated);
 }
 
-pid_t shim_spawn_detached(const char *path, char *const argv[], char *const envp[], int out_fd) {
-    return spawn_clean(path, argv, envp, 1, out_fd, 1);
+pid_t shim_spawn_detached(const char *path, char *const argv[], char *const envp[], int out_fd, int err_fd) {
+    return spawn_clean(path, argv, envp, 1, out_fd, err_fd, 1);
 }
 
 int shim_pidfd_open(pid_t pid) {

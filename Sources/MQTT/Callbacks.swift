@@ -29,11 +29,14 @@ private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?,
                 metadata: ["broker": "\(core.brokerDescription)", "reason": "\(reason)"])
             return
         }
-        let (subscriptions, count) = core.state.withLock { state in
+        let (subscriptions, count, afterTakeover) = core.state.withLock { state in
             state.connected = true
             state.connectCount += 1
-            return (state.renewed, state.connectCount)
+            state.connectedAt = .now
+            return (state.renewed, state.connectCount, state.takeovers > 0)
         }
+        // A takeover's long pause is over: later connection losses get the usual backoff again.
+        if afterTakeover { _ = core.restoreReconnectDelay(mosq!) }
         // Renew every configured subscription: with a clean session the broker has forgotten them.
         for subscription in subscriptions {
             var mid: Int32 = 0
@@ -59,14 +62,53 @@ private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?,
         core.eventSink.yield(.connected)
     }
 
+/// MQTT 5 DISCONNECT reason "Session taken over": another client connected with our client id.
+let sessionTakenOver: Int32 = 0x8E
+
 private let onDisconnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, Int32, OpaquePointer?) -> Void = {
-    _, userdata, rc, _ in
+    mosq, userdata, rc, _ in
     let core = core(userdata)
-    let reason = rc == 0 ? "disconnected by the client" : String(cString: mosquitto_strerror(rc))
+    // On MQTT 5, `rc` of a broker's DISCONNECT is its reason code; otherwise a libmosquitto error number.
+    let announced = core.protocolVersion == .v5 && rc == sessionTakenOver
+    let reason =
+        rc == 0
+        ? "disconnected by the client"
+        : announced ? String(cString: mosquitto_reason_string(rc)) : String(cString: mosquitto_strerror(rc))
     let wasConnected = core.connectionLost(reason: reason)
-    let stopping = core.state.withLock { $0.stopped }
+    let (stopping, takeovers, takenOver) = core.state.withLock { state in
+        // Without the reason code: the broker closing connection after connection right after accepting it.
+        let quick = state.connectedAt.map { .now - $0 < ClientCore.quickDropWindow } ?? false
+        state.quickDrops = rc == MOSQ_ERR_CONN_LOST.rawValue && quick ? state.quickDrops + 1 : 0
+        state.connectedAt = nil
+        let takenOver = announced || state.quickDrops >= ClientCore.quickDropsForTakeover
+        state.takeovers = takenOver ? state.takeovers + 1 : 0
+        if takenOver { state.quickDrops = 0 }
+        return (state.stopped, state.takeovers, takenOver)
+    }
+    if takenOver, !stopping, let mosq {
+        // Not a network fault: reconnecting at once would only throw the other client off in turn.
+        let pause = ClientCore.takeoverPause(takeovers)
+        mosquitto_reconnect_delay_set(mosq, pause, pause, false)
+        let metadata: Logger.Metadata = [
+            "broker": "\(core.brokerDescription)", "clientid": "\(core.clientID)", "reason": "\(reason)",
+            "retryInSeconds": "\(pause)",
+            "evidence": announced
+                ? "MQTT 5 reason 0x8E"
+                : "the broker closed \(ClientCore.quickDropsForTakeover) connections in a row right after accepting them"
+                ,
+        ]
+        if takeovers == 1 {
+            core.logger.error(
+                "MQTT session taken over: another client connected with this client id; give each instance its own [mqtt] clientid",
+                metadata: metadata)
+        } else {
+            core.logger.debug("MQTT session taken over again", metadata: metadata)
+        }
+    } else if let mosq, !takenOver {
+        _ = core.restoreReconnectDelay(mosq)
+    }
     if wasConnected {
-        if !stopping {
+        if !stopping && !takenOver {
             core.logger.warning(
                 "lost the connection to the MQTT broker; reconnecting with backoff",
                 metadata: ["broker": "\(core.brokerDescription)", "reason": "\(reason)"])

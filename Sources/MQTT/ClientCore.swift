@@ -1,3 +1,4 @@
+import CMosquitto
 import Logging
 import Synchronization
 
@@ -27,6 +28,13 @@ final class ClientCore: Sendable {
     struct State {
         var connected = false
         var connectCount = 0
+        /// Session takeovers in a row (another client connected with our client id), reset by any other
+        /// disconnect: the first is logged as an error, and each one doubles the pause before reconnecting.
+        var takeovers = 0
+        /// When the current connection was accepted.
+        var connectedAt: ContinuousClock.Instant?
+        /// Connections in a row that the broker closed soon after accepting them (see `quickDropsForTakeover`).
+        var quickDrops = 0
         /// Bumped on every disconnect, so a sender can tell its packet may have been dropped.
         var epoch = 0
         var stopped = false
@@ -54,11 +62,22 @@ final class ClientCore: Sendable {
     let logger: Logger
     let brokerDescription: String
     let protocolVersion: MQTTProtocolVersion
+    let clientID: String
+    /// libmosquitto's reconnect backoff, in whole seconds: first pause and longest pause.
+    let reconnectDelay: (first: UInt32, longest: UInt32)
 
-    init(logger: Logger, brokerDescription: String, protocolVersion: MQTTProtocolVersion) {
+    init(
+        logger: Logger, brokerDescription: String, protocolVersion: MQTTProtocolVersion, clientID: String = "",
+        reconnectDelay: Duration = .seconds(1), maxReconnectDelay: Duration = .seconds(30)
+    ) {
         self.logger = logger
         self.brokerDescription = brokerDescription
         self.protocolVersion = protocolVersion
+        self.clientID = clientID
+        let first = max(1, reconnectDelay.components.seconds)
+        self.reconnectDelay = (
+            UInt32(clamping: first), UInt32(clamping: max(first, maxReconnectDelay.components.seconds))
+        )
         // A consumer that lags behind connection flapping only needs the recent changes.
         (events, eventSink) = AsyncStream.makeStream(bufferingPolicy: .bufferingNewest(64))
     }
@@ -145,6 +164,23 @@ final class ClientCore: Sendable {
 
     /// Called on the network thread when the connection ends: fails what cannot complete any more.
     /// Returns whether the client was connected (false after a failed connection attempt).
+    /// The pause before reconnecting after the `count`-th session takeover in a row: 30 s, doubling, at most
+    /// 10 minutes. Two instances sharing a client id would otherwise throw each other off every second.
+    static func takeoverPause(_ count: Int) -> UInt32 {
+        UInt32(min(600, 30 << min(max(count - 1, 0), 5)))
+    }
+
+    /// A broker that does not send MQTT 5's "Session taken over" (mosquitto 2.0, any 3.1.1 connection) just closes
+    /// the connection of the client an intruder replaces. When it closes this many connections in a row, each
+    /// within ``quickDropWindow`` of being accepted, the daemon takes it for a takeover.
+    static let quickDropsForTakeover = 3
+    static let quickDropWindow: Duration = .seconds(10)
+
+    /// Back to the configured backoff (after a takeover's long pause).
+    func restoreReconnectDelay(_ mosq: OpaquePointer) -> Int32 {
+        mosquitto_reconnect_delay_set(mosq, reconnectDelay.first, reconnectDelay.longest, true)
+    }
+
     func connectionLost(reason: String) -> Bool {
         let (wasConnected, failed) = state.withLock { state -> (Bool, [Waiter]) in
             let wasConnected = state.connected

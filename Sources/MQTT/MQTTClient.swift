@@ -47,7 +47,8 @@ public final class MQTTClient: Sendable {
         self.logger = logger
         let core = ClientCore(
             logger: logger, brokerDescription: configuration.broker.description,
-            protocolVersion: configuration.protocolVersion)
+            protocolVersion: configuration.protocolVersion, clientID: configuration.clientID,
+            reconnectDelay: configuration.reconnectDelay, maxReconnectDelay: configuration.maxReconnectDelay)
         self.core = core
 
         func invalid(_ text: String) -> MQTTError { MQTTError.invalidConfiguration.with(text) }
@@ -70,7 +71,7 @@ public final class MQTTClient: Sendable {
                 "mosquitto_new failed for client id '\(configuration.clientID)': \(String(cString: strerror(errno)))")
         }
         do {
-            try Self.configure(mosq, configuration)
+            try Self.configure(mosq, configuration, core: core)
         } catch {
             mosquitto_destroy(mosq)
             Unmanaged<ClientCore>.fromOpaque(box).release()
@@ -80,7 +81,9 @@ public final class MQTTClient: Sendable {
         handle = Mutex(Handle(mosq: mosq, phase: .created))
     }
 
-    private static func configure(_ mosq: OpaquePointer, _ configuration: MQTTConfiguration) throws(MQTTError) {
+    private static func configure(
+        _ mosq: OpaquePointer, _ configuration: MQTTConfiguration, core: ClientCore
+    ) throws(MQTTError) {
         func check(_ rc: Int32, _ what: String) throws(MQTTError) {
             guard rc == MOSQ_ERR_SUCCESS.rawValue else {
                 throw MQTTError.invalidConfiguration.with(
@@ -116,11 +119,7 @@ public final class MQTTClient: Sendable {
                 "TLS files (cafile \(configuration.caFile ?? "none, using \(MQTTConfiguration.systemCAPath)"), certfile \(configuration.certFile ?? "none"), keyfile \(configuration.keyFile ?? "none"))"
             )
         }
-        let delay = max(1, configuration.reconnectDelay.components.seconds)
-        let maxDelay = max(delay, configuration.maxReconnectDelay.components.seconds)
-        try check(
-            mosquitto_reconnect_delay_set(mosq, UInt32(clamping: delay), UInt32(clamping: maxDelay), true),
-            "reconnect delay")
+        try check(core.restoreReconnectDelay(mosq), "reconnect delay")
     }
 
     // MARK: Lifecycle

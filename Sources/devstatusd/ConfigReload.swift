@@ -8,14 +8,16 @@ actor ConfigReloader {
     private let daemon: Daemon
     private let systemd: SystemdService?
     private let logger: Logger
+    private let logLevel: SharedLogLevel
     private let load: @Sendable () throws -> DaemonConfig
 
     init(
-        daemon: Daemon, systemd: SystemdService?, logger: Logger,
+        daemon: Daemon, systemd: SystemdService?, logLevel: SharedLogLevel, logger: Logger,
         load: @escaping @Sendable () throws -> DaemonConfig
     ) {
         self.daemon = daemon
         self.systemd = systemd
+        self.logLevel = logLevel
         self.logger = logger
         self.load = load
     }
@@ -36,7 +38,17 @@ actor ConfigReloader {
             systemd?.reloaded(failed: true)
             return false
         }
-        let result = await daemon.reload(settings)
+        var result = await daemon.reload(settings)
+        // The log level is the process's: every logger follows it at once (`--log-level` still wins: it is in
+        // `settings` already).
+        let (before, after) = (logLevel.level, settings.log.level)
+        if after != before {
+            // Said at the more verbose of the two levels, so that the change itself is in the log.
+            if after < before { logLevel.level = after }
+            logger.notice("log level changed", metadata: ["from": "\(before)", "to": "\(after)"])
+            logLevel.level = after
+            result.applied.append("[log] level")
+        }
         var metadata: Logger.Metadata = [:]
         if !result.applied.isEmpty { metadata["applied"] = "\(result.applied.joined(separator: ", "))" }
         if !result.needsRestart.isEmpty {

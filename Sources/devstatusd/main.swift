@@ -22,23 +22,21 @@ struct DevStatusCommand: AsyncParsableCommand {
     var broker: String?
     @Option(help: "Data directory (overrides [storage] dataDir; $STATE_DIRECTORY wins over both).")
     var dataDir: String?
-    @Option(help: "trace, debug, info, notice, warning or error.")
-    var logLevel: String = "info"
+    @Option(help: "trace, debug, info, notice, warning or error (overrides [log] level; default info).")
+    var logLevel: String?
 
     func run() async throws { try await runDaemon() }
 
     func runDaemon() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw CLIFailure(
-                code: 1,
-                message: "--log-level: expected trace, debug, info, notice, warning or error, found '\(logLevel)'")
-        }
-        let journal = DaemonLogHandler.stderrIsJournal()
-        LoggingSystem.bootstrap { DaemonLogHandler(label: $0, level: level, journal: journal) }
+        let flagLevel = try parsedLogLevel()
+        let level = SharedLogLevel(flagLevel ?? .info)
+        let destination = DaemonLogHandler.destination()
+        LoggingSystem.bootstrap { DaemonLogHandler(label: $0, shared: level, destination: destination) }
         let logger = Logger(label: "devstatusd")
 
         let signals = await DaemonSignals.trap()
         let settings = try resolveSettings()
+        level.level = settings.log.level
         let health = ServiceHealth()
         // Created before the daemon, so that it sees every phase.
         let systemd = SystemdNotifier.fromEnvironment().map {
@@ -56,7 +54,7 @@ struct DevStatusCommand: AsyncParsableCommand {
                 throw CLIFailure(code: failure.exitCode, message: failure.description)
             }
             let command = self
-            let reloader = ConfigReloader(daemon: daemon, systemd: systemd, logger: logger) {
+            let reloader = ConfigReloader(daemon: daemon, systemd: systemd, logLevel: level, logger: logger) {
                 try command.resolveSettings()
             }
             let reloads = ReloadService(signals: signals.reload, reloader: reloader)
@@ -71,10 +69,22 @@ struct DevStatusCommand: AsyncParsableCommand {
         }
     }
 
+    /// `--log-level`, when given.
+    func parsedLogLevel() throws -> Logger.Level? {
+        guard let logLevel else { return nil }
+        guard let level = LogSettings.level(named: logLevel) else {
+            throw CLIFailure(
+                code: 1,
+                message: "--log-level: expected trace, debug, info, notice, warning or error, found '\(logLevel)'")
+        }
+        return level
+    }
+
     /// The configuration file (docs/behaviour.md §1), then the command-line overrides, then `$STATE_DIRECTORY`: at start
     /// and again on every SIGHUP.
     func resolveSettings() throws -> DaemonConfig {
         var settings = try loadConfig(config)
+        if let level = try parsedLogLevel() { settings.log.level = level }
         var overrideErrors: [String] = []
         if let port {
             if (0...65535).contains(port) {

@@ -80,7 +80,8 @@ import Testing
         var starts = fixture.starts.makeAsyncIterator()
         var log = fixture.log.entries.makeAsyncIterator()
         let t0 = try #require(await starts.next())
-        _ = try #require(await fixture.log.next(containing: ": up", in: &log))
+        let up = try #require(await fixture.log.next(containing: "agent output", in: &log))
+        #expect(up.metadata["output"] == "up")
 
         fixture.events.emit(
             DeviceEvent(
@@ -102,7 +103,8 @@ import Testing
         var starts = fixture.starts.makeAsyncIterator()
         var log = fixture.log.entries.makeAsyncIterator()
         _ = try #require(await starts.next())
-        _ = try #require(await fixture.log.next(containing: ": up", in: &log))
+        let up = try #require(await fixture.log.next(containing: "agent output", in: &log))
+        #expect(up.metadata["output"] == "up")
         let pid = try #require(fixture.supervisor.info(fixture.name)?.pid)
         fixture.events.emit(
             DeviceEvent(
@@ -117,6 +119,25 @@ import Testing
         }
         #expect(!messages.contains { $0.contains("watchdog expired") })
         #expect(kill(pid, 0) == 0)
+    }
+
+    @Test func logsAgentOutputAsAFieldWithStderrAtWarning() async throws {
+        let fixture = try Fixture(
+            exec: "echo 'status=ok count=3'; echo 'level=error broke' >&2; while true; do sleep 0.05; done")
+        defer { killAgents(fixture) }
+        var log = fixture.log.entries.makeAsyncIterator()
+        var lines: [LogRecorder.Entry] = []
+        while lines.count < 2, let entry = await fixture.log.next(containing: "agent output", in: &log) {
+            lines.append(entry)
+        }
+        let stdout = try #require(lines.first { $0.metadata["stream"] == "stdout" })
+        let stderr = try #require(lines.first { $0.metadata["stream"] == "stderr" })
+        // The agent's text is one value: its own key=value words never become fields of the entry.
+        #expect(stdout.message == "agent output" && stdout.level == .info)
+        #expect(stdout.metadata == ["agent": fixture.name, "stream": "stdout", "output": "status=ok count=3"])
+        #expect(stderr.level == .warning)
+        #expect(stderr.metadata["output"] == "level=error broke")
+        await fixture.supervisor.stop()
     }
 
     /// Ends what an agent left running (agents outlive their supervisor on purpose).

@@ -130,6 +130,7 @@ private func filters(_ texts: String...) throws -> [TopicFilter] { try texts.map
             ("status", StatusSettings()),
             ("storage", StorageSettings()),
             ("operations", OperationSettings()),
+            ("log", LogSettings()),
         ]
         for (name, model) in models {
             let keys = ConfigLoader.sectionKeys.first { $0.key == name }?.value ?? []
@@ -146,7 +147,7 @@ private func filters(_ texts: String...) throws -> [TopicFilter] { try texts.map
         }
         #expect(
             Set(Mirror(reflecting: ConfigLoader.defaults).children.compactMap(\.label)) == [
-                "mqtt", "http", "status", "storage", "operations", "watched", "presence",
+                "mqtt", "http", "status", "storage", "operations", "watched", "presence", "log",
             ])
     }
 
@@ -327,11 +328,22 @@ private func filters(_ texts: String...) throws -> [TopicFilter] { try texts.map
         #expect(accept("[status]\nmaxClockSkew = 0")?.status.maxClockSkew == 0)
     }
 
+    @Test func logSectionSetsLevelAndAccessAndNamesBadValues() {
+        let config = accept("[log]\nlevel = \"debug\"\naccess = true\n")
+        #expect(config?.log == LogSettings(level: .debug, access: true))
+        #expect(accept("")?.log == LogSettings(level: .info, access: false))
+        #expect(
+            reject("[log]\nlevel = \"loud\"\naccess = \"yes\"\n") == [
+                #"config.toml:2: [log] level: expected trace, debug, info, notice, warning or error, found "loud""#,
+                #"config.toml:3: [log] access: expected a boolean (true or false), found a string ("yes")"#,
+            ])
+    }
+
     @Test func unknownSectionNamesLineAndValidSections() {
         #expect(
             reject("[mqtt]\n\n[htpp]\nport = 1\n")
                 == [
-                    "config.toml:3: [htpp]: unknown section (did you mean 'http'?); expected [mqtt], [http], [status], [storage], [operations], [device_<name>] or [agent_<name>]"
+                    "config.toml:3: [htpp]: unknown section (did you mean 'http'?); expected [mqtt], [http], [status], [storage], [operations], [log], [device_<name>] or [agent_<name>]"
                 ])
         #expect(
             reject("[sensor_x]\n").first?.hasPrefix("config.toml:1: [sensor_x]: unknown section; expected [mqtt]")

@@ -30,8 +30,11 @@ import Testing
         let entry = try #require(ProcessEntry(pid: first))
         #expect(entry.processGroup == first && entry.session == first)  // setsid: own session and group
         #expect(entry.parent == daemon.process.pid)
-        #expect(await eventually { daemon.log.contains("\(name): hello from \(name)") })
-        #expect(await eventually { daemon.log.contains("\(name): tick") })
+        #expect(
+            await eventually {
+                daemon.log.contains("agent output agent=\(name) output=\"hello from \(name)\" stream=stdout")
+            })
+        #expect(await eventually { daemon.log.contains("agent output agent=\(name) output=tick stream=stdout") })
         #expect(await eventually { starts.texts(topic).count == 1 })
         let announced = try #require(starts.texts(topic).first.flatMap { Double($0) })
         #expect(abs(announced - Date().timeIntervalSince1970) < 10)
@@ -88,7 +91,7 @@ import Testing
         #expect(try agentInfo(second, name)?["startedAt"] as? String != nil)
         #expect(second.log.contains("agent adopted"))
         // Its output, including what it wrote while no daemon ran, reaches the new daemon's log.
-        #expect(await eventually { second.log.contains("\(name): tick") })
+        #expect(await eventually { second.log.contains("agent output agent=\(name) output=tick stream=stdout") })
         #expect(starts.texts("home/monitoring/startedprocess/\(name)").count == 1)
 
         // Adopted, it is not the new daemon's child, yet its death is seen and it is restarted.

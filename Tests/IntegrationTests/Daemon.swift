@@ -21,7 +21,8 @@ final class Daemon: Sendable {
     /// Writes `config` and starts the daemon; `waitUntil` decides what "started" means (default: `/readyz` 200).
     init(
         brokerURL: String, config: String = "", directory: TemporaryDirectory? = nil, port: Int? = nil,
-        extraArguments: [String] = [], waitForReady: Bool = true
+        extraArguments: [String] = [], waitForReady: Bool = true, logLevel: String? = "debug",
+        environment: [String: String] = [:]
     ) async throws {
         self.directory = try directory ?? TemporaryDirectory(prefix: "devstatusd-it")
         self.port = try port ?? FreePort.next()
@@ -31,9 +32,9 @@ final class Daemon: Sendable {
             executable: Self.executable,
             arguments: [
                 "--config", configPath, "--port", "\(self.port)", "--broker", brokerURL,
-                "--data-dir", self.directory.file("data"), "--log-level", "debug",
-            ] + extraArguments,
-            environment: ["STATE_DIRECTORY": ""],
+                "--data-dir", self.directory.file("data"),
+            ] + (logLevel.map { ["--log-level", $0] } ?? []) + extraArguments,
+            environment: ["STATE_DIRECTORY": ""].merging(environment) { $1 },
             outputPath: self.directory.file("daemon.log"))
         if waitForReady {
             let ready = await eventually(timeout: .seconds(20)) { (try? self.get("/readyz").status) == 200 }

@@ -113,16 +113,20 @@ import Testing
         // The child's stderr is this very file (opened, not replaced), so its device and inode are the journal's.
         let service = try ServiceProcess(
             broker: broker, directory: directory,
-            environment: ["JOURNAL_STREAM": "\(info.st_dev):\(info.st_ino)"])
+            // No journal socket: the stream fallback (LoggingTests covers the native one).
+            environment: [
+                "JOURNAL_STREAM": "\(info.st_dev):\(info.st_ino)",
+                "DEVSTATUSD_JOURNAL_SOCKET": directory.file("no-journal.socket"),
+            ])
         #expect(await eventually(timeout: .seconds(20)) { (try? service.get("/readyz").status) == 200 })
         await service.process.stop(grace: .seconds(5))
 
         let lines = service.log.split(separator: "\n").map(String.init)
         #expect(lines.count >= 3)
         for line in lines {
-            #expect(line.wholeMatch(of: /<[0-7]>[^ ]+: .+/) != nil, "not a journal line: \(line)")
+            #expect(line.wholeMatch(of: /<[0-7]>[^ ].+/) != nil, "not a journal line: \(line)")
         }
-        #expect(lines.contains { $0.hasPrefix("<6>devstatusd: HTTP server listening") })
+        #expect(lines.contains { $0.hasPrefix("<6>HTTP server listening") })
         #expect(lines.contains { $0.hasPrefix("<7>") }, "debug lines are priority 7")
     }
 

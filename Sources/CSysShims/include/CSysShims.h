@@ -47,10 +47,10 @@ pid_t shim_spawn(const char *path, char *const argv[], char *const envp[], int n
 /// Names the calling thread (pthread_setname_np; at most 15 bytes are kept).
 int shim_set_thread_name(const char *name);
 
-/// Spawns an agent: like shim_spawn with a new session (setsid), and every descriptor
-/// from 3 up closed in the child, so an agent that outlives the daemon holds none of its
-/// sockets or files. Returns the pid or -errno.
-pid_t shim_spawn_detached(const char *path, char *const argv[], char *const envp[], int out_fd);
+/// Spawns an agent: like shim_spawn with a new session (setsid), stdout to out_fd and stderr
+/// to err_fd, and every descriptor from 3 up closed in the child, so an agent that outlives
+/// the daemon holds none of its sockets or files. Returns the pid or -errno.
+pid_t shim_spawn_detached(const char *path, char *const argv[], char *const envp[], int out_fd, int err_fd);
 
 /// pidfd_open(2): a close-on-exec descriptor that polls readable once `pid` has exited
 /// (child or not). Returns the descriptor or -errno (-ENOSYS before Linux 5.3).

@@ -9,7 +9,8 @@ import Synchronization
 /// - Each agent runs `/bin/sh -c <exec>` in a session and process group of its own, with the daemon's
 ///   environment plus `DEVSTATUSD_AGENT=<name>` (systemd's `NOTIFY_SOCKET`, `LISTEN_*` and `WATCHDOG_*` are left
 ///   out: they speak for the daemon, not for its agents) and no other descriptor of the daemon's than stdout and
-///   stderr. Both go into a FIFO, `<dataDir>/agents/<name>.out`, whose lines the daemon logs as `<name>: <line>`.
+///   stderr. They go into FIFOs, `<dataDir>/agents/<name>.out` and `<name>.err`, whose lines the daemon logs as
+///   `agent output agent=<name> stream=stdout|stderr output="<line>"` (stdout at info, stderr at warning).
 ///   A FIFO rather than an anonymous pipe, because agents outlive the daemon: the agent holds its end open for
 ///   reading and writing, so it never gets SIGPIPE while no daemon reads, its output waits in the pipe buffer
 ///   (raised to 1 MiB) and the next daemon reads it from the same path.
@@ -239,14 +240,27 @@ final class SupervisorLoop: @unchecked Sendable {
         var killAt: ContinuousClock.Instant?
         var restartAt: ContinuousClock.Instant?
         var restarts = 0
-        var fifoPath: String?
-        var outputFD: Int32 = -1
-        var pending: [UInt8] = []
+        /// stdout, then stderr.
+        let outputs = [Output(stream: .stdout), Output(stream: .stderr)]
 
         init(agent: Agent, backoff: AgentBackoff) {
             self.agent = agent
             self.backoff = backoff
         }
+    }
+
+    /// One of an agent's output FIFOs and its unfinished line.
+    final class Output {
+        enum Stream: String { case stdout, stderr }
+        let stream: Stream
+        var fifoPath: String?
+        var fd: Int32 = -1
+        var pending: [UInt8] = []
+
+        init(stream: Stream) { self.stream = stream }
+
+        /// `<name>.out` and `<name>.err`.
+        var suffix: String { stream == .stdout ? ".out" : ".err" }
     }
 
     typealias Agent = AgentSupervisor.Agent
@@ -277,17 +291,17 @@ final class SupervisorLoop: @unchecked Sendable {
         }
         let now = supervisor.clock()
         for slot in slots {
-            openOutput(slot)
+            for output in slot.outputs { openOutput(slot, output) }
             if !adopt(slot, now: now) { spawn(slot, now: now) }
         }
         reportUnconfiguredAgents()
         publishInfo()
         loop()
         for slot in slots {
-            if slot.outputFD >= 0 {
-                drainOutput(slot)
-                flushPending(slot)
-                close(slot.outputFD)
+            for output in slot.outputs where output.fd >= 0 {
+                drainOutput(slot, output)
+                flushPending(slot, output)
+                close(output.fd)
             }
             if slot.pidfd >= 0 { close(slot.pidfd) }
         }
@@ -307,7 +321,7 @@ final class SupervisorLoop: @unchecked Sendable {
             var fds: [pollfd] = [pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
             for slot in slots {
                 fds.append(pollfd(fd: slot.pidfd, events: Int16(POLLIN), revents: 0))  // -1 is ignored by poll
-                fds.append(pollfd(fd: slot.outputFD, events: Int16(POLLIN), revents: 0))
+                for output in slot.outputs { fds.append(pollfd(fd: output.fd, events: Int16(POLLIN), revents: 0)) }
             }
             let rc = poll(&fds, nfds_t(fds.count), timeoutMilliseconds(now: supervisor.clock()))
             if rc < 0 && errno != EINTR {
@@ -321,8 +335,10 @@ final class SupervisorLoop: @unchecked Sendable {
             }
             let now = supervisor.clock()
             for (index, slot) in slots.enumerated() {
-                if fds[2 + 2 * index].revents != 0 { drainOutput(slot) }
-                let exitedSignal = fds[1 + 2 * index].revents != 0
+                for (number, output) in slot.outputs.enumerated() where fds[2 + 3 * index + number].revents != 0 {
+                    drainOutput(slot, output)
+                }
+                let exitedSignal = fds[1 + 3 * index].revents != 0
                 if slot.pid != nil && (exitedSignal || slot.pidfd < 0) {
                     checkExit(slot, pidfdReadable: exitedSignal, now: now)
                 }
@@ -427,10 +443,10 @@ final class SupervisorLoop: @unchecked Sendable {
         }
     }
 
-    /// Creates `<name>.out` as a FIFO if needed and opens the daemon's end (read and write, non-blocking: holding a
+    /// Creates `<name>.out` (or `.err`) as a FIFO if needed and opens the daemon's end (read and write, non-blocking: holding a
     /// writer keeps poll from reporting hang-up while no agent runs).
-    private func openOutput(_ slot: Slot) {
-        let path = (supervisor.directory as NSString).appendingPathComponent(slot.agent.name + ".out")
+    private func openOutput(_ slot: Slot, _ output: Output) {
+        let path = (supervisor.directory as NSString).appendingPathComponent(slot.agent.name + output.suffix)
         var info = stat()
         if lstat(path, &info) == 0, info.st_mode & S_IFMT != S_IFIFO { unlink(path) }
         if mkfifo(path, 0o600) != 0 && errno != EEXIST {
@@ -447,8 +463,8 @@ final class SupervisorLoop: @unchecked Sendable {
             return
         }
         _ = shim_set_pipe_size(fd, Self.fifoSize)
-        slot.fifoPath = path
-        slot.outputFD = fd
+        output.fifoPath = path
+        output.fd = fd
     }
 
     private func spawn(_ slot: Slot, now: ContinuousClock.Instant) {
@@ -464,9 +480,11 @@ final class SupervisorLoop: @unchecked Sendable {
             envp.forEach { free($0) }
         }
         // The agent's own end of the FIFO, for reading too, so it never gets SIGPIPE while no daemon reads.
-        let childFD = slot.fifoPath.map { open($0, O_RDWR | O_CLOEXEC) } ?? -1
-        let pid = shim_spawn_detached("/bin/sh", argv, envp, childFD)
+        let childFD = slot.outputs[0].fifoPath.map { open($0, O_RDWR | O_CLOEXEC) } ?? -1
+        let childErrorFD = slot.outputs[1].fifoPath.map { open($0, O_RDWR | O_CLOEXEC) } ?? -1
+        let pid = shim_spawn_detached("/bin/sh", argv, envp, childFD, childErrorFD)
         if childFD >= 0 { close(childFD) }
+        if childErrorFD >= 0 { close(childErrorFD) }
         guard pid > 0 else {
             let delay = slot.backoff.exited(at: now)
             slot.restartAt = now + delay
@@ -573,37 +591,44 @@ final class SupervisorLoop: @unchecked Sendable {
 
     // MARK: Output
 
-    private func drainOutput(_ slot: Slot) {
+    private func drainOutput(_ slot: Slot, _ output: Output) {
         var total = 0
         while total < Self.readBudget {
-            let count = buffer.withUnsafeMutableBytes { read(slot.outputFD, $0.baseAddress, $0.count) }
+            let count = buffer.withUnsafeMutableBytes { read(output.fd, $0.baseAddress, $0.count) }
             if count < 0 && errno == EINTR { continue }
             guard count > 0 else { break }
             total += count
             var start = 0
             for index in 0..<count where buffer[index] == UInt8(ascii: "\n") {
-                slot.pending += buffer[start..<index]
-                emit(slot)
+                output.pending += buffer[start..<index]
+                emit(slot, output)
                 start = index + 1
             }
-            slot.pending += buffer[start..<count]
-            while slot.pending.count >= Self.maxLine {
-                let rest = Array(slot.pending[Self.maxLine...])
-                slot.pending.removeSubrange(Self.maxLine...)
-                emit(slot)
-                slot.pending = rest
+            output.pending += buffer[start..<count]
+            while output.pending.count >= Self.maxLine {
+                let rest = Array(output.pending[Self.maxLine...])
+                output.pending.removeSubrange(Self.maxLine...)
+                emit(slot, output)
+                output.pending = rest
             }
         }
     }
 
-    private func flushPending(_ slot: Slot) {
-        if !slot.pending.isEmpty { emit(slot) }
+    private func flushPending(_ slot: Slot, _ output: Output) {
+        if !output.pending.isEmpty { emit(slot, output) }
     }
 
-    private func emit(_ slot: Slot) {
-        var line = slot.pending
-        slot.pending.removeAll(keepingCapacity: true)
+    /// `agent output agent=<name> stream=stdout output="<line>"` at info; stderr lines at warning. The line is a
+    /// metadata value, so a log reader never takes `key=value` text an agent prints for the daemon's own fields.
+    private func emit(_ slot: Slot, _ output: Output) {
+        var line = output.pending
+        output.pending.removeAll(keepingCapacity: true)
         if line.last == UInt8(ascii: "\r") { line.removeLast() }
-        logger.info("\(slot.agent.name): \(String(decoding: line, as: UTF8.self))")
+        logger.log(
+            level: output.stream == .stderr ? .warning : .info, "agent output",
+            metadata: [
+                "agent": "\(slot.agent.name)", "stream": "\(output.stream.rawValue)",
+                "output": "\(String(decoding: line, as: UTF8.self))",
+            ])
     }
 }

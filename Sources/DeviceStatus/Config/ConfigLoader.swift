@@ -28,6 +28,7 @@ public enum ConfigLoader {
         "status": ["topics", "org", "maxClockSkew"],
         "storage": ["dataDir"],
         "operations": ["maxQueuedPerDevice", "maxAttempts"],
+        "log": ["level", "access"],
     ]
     /// Keys of a `[[presence]]` block; the last five only with `preset = "lwt"`.
     public static let presenceKeys = ["preset", "type", "prefix", "topic", "online", "offline", "sleeping", "field"]
@@ -128,7 +129,7 @@ struct ConfigParser {
                     sectionError(
                         name,
                         "unknown section\(suggestion(for: name, among: Self.fixedSections + ["device_<name>", "agent_<name>"])); "
-                            + "expected [mqtt], [http], [status], [storage], [operations], [device_<name>] or [agent_<name>]"
+                            + "expected [mqtt], [http], [status], [storage], [operations], [log], [device_<name>] or [agent_<name>]"
                     )
                 } else {
                     errors.append(
@@ -149,6 +150,7 @@ struct ConfigParser {
             case "status": config.status = parseStatus(section)
             case "storage": config.storage = parseStorage(section)
             case "operations": config.operations = parseOperations(section)
+            case "log": config.log = parseLog(section)
             default:
                 if let kind, let device = parseWatched(section, kind: kind) {
                     watched.append((locator.line(section: name) ?? .max, device))
@@ -336,6 +338,26 @@ struct ConfigParser {
             }
         }
         return st
+    }
+
+    private mutating func parseLog(_ s: Section) -> LogSettings {
+        var l = LogSettings()
+        checkKeys(s, allowed: ConfigLoader.sectionKeys.first { $0.key == "log" }!.value)
+        if let text = string(s, "level") {
+            if let level = LogSettings.level(named: text) {
+                l.level = level
+            } else {
+                keyError(s, "level", "expected trace, debug, info, notice, warning or error, found \"\(text)\"")
+            }
+        }
+        if let value = s.table["access"] {
+            if let flag = value.bool {
+                l.access = flag
+            } else {
+                keyError(s, "access", "expected a boolean (true or false), found \(describe(value))")
+            }
+        }
+        return l
     }
 
     private mutating func parseOperations(_ s: Section) -> OperationSettings {

@@ -1,4 +1,5 @@
 import HTTP1
+import Logging
 import MQTT
 
 /// Everything `config.toml` can say (docs/behaviour.md §2), with every default stated. `ConfigLoader.defaults`
@@ -18,6 +19,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var watched: [WatchedDevice]
     /// `[[presence]]` blocks, in file order. Default none.
     public var presence: [PresenceSettings] = []
+    /// `[log]`: log level and access log; both applied again by a reload.
+    public var log: LogSettings = .init()
 
     public init(
         mqtt: MQTTSettings = .init(), http: HTTPSettings = .init(), status: StatusSettings = .init(),
@@ -213,4 +216,23 @@ public struct WatchedDevice: Sendable, Equatable {
 
     /// The section name, e.g. `device_esp04`.
     public var section: String { "\(kind.rawValue)_\(name)" }
+}
+
+/// `[log]`.
+public struct LogSettings: Sendable, Equatable {
+    /// `level`, default `"info"`: trace, debug, info, notice, warning or error. `--log-level` wins over it.
+    public var level: Logger.Level = .info
+    /// `access`, default false: one line per HTTP response (method, route, status, duration) at info.
+    public var access: Bool = false
+
+    public init(level: Logger.Level = .info, access: Bool = false) {
+        self.level = level
+        self.access = access
+    }
+
+    /// The levels a user may name (`critical` is the daemon's own).
+    public static func level(named name: String) -> Logger.Level? {
+        guard let level = Logger.Level(rawValue: name), level != .critical else { return nil }
+        return level
+    }
 }

@@ -39,12 +39,14 @@ public final class Daemon: Sendable {
     private let registry: StatusRegistry
     private let watch: WatchService
     private let link: BrokerLink<MQTTClient>
+    private let accessLog: AccessLog
     /// The configuration in effect: the start one with what reloads applied.
     private let running: Mutex<DaemonConfig>
 
     private init(
         services: [any Service], metrics: DaemonMetrics, health: ServiceHealth, port: Int, config: DaemonConfig,
-        registry: StatusRegistry, watch: WatchService, link: BrokerLink<MQTTClient>, fleet: Fleet, logger: Logger
+        registry: StatusRegistry, watch: WatchService, link: BrokerLink<MQTTClient>, fleet: Fleet,
+        accessLog: AccessLog, logger: Logger
     ) {
         self.services = services
         self.fleet = fleet
@@ -55,6 +57,7 @@ public final class Daemon: Sendable {
         self.registry = registry
         self.watch = watch
         self.link = link
+        self.accessLog = accessLog
         self.logger = logger
     }
 
@@ -128,6 +131,7 @@ public final class Daemon: Sendable {
         history.observe(events)
         let eventStream = StatusEventStream()
         eventStream.observe(events)
+        TransitionLog.observe(events, logger: logger)
         let watch = WatchService(
             devices: config.watched, baseTopic: config.mqtt.baseTopic, store: store, events: events, logger: logger)
         let operations = OperationDelivery(
@@ -183,9 +187,13 @@ public final class Daemon: Sendable {
             fleet: FleetRoutes(directory: directory, fleet: fleet, history: history, events: eventStream))
         var router = api.router
         router.addMetricsRoute(metrics)
+        let accessLog = AccessLog(enabled: config.log.access, logger: logger)
         let server = HTTPServer(
             configuration: config.http.server, responder: router, logger: logger,
-            onResponse: { [metrics] in metrics.record($0) })
+            onResponse: { [metrics] in
+                metrics.record($0)
+                accessLog.record($0)
+            })
         // Bound last: a port that is taken fails the start before anything else runs.
         let port: Int
         do {
@@ -213,7 +221,7 @@ public final class Daemon: Sendable {
         ]
         return Daemon(
             services: services, metrics: metrics, health: health, port: port, config: config, registry: registry,
-            watch: watch, link: link, fleet: fleet, logger: logger)
+            watch: watch, link: link, fleet: fleet, accessLog: accessLog, logger: logger)
     }
 
     /// What a configuration reload changed, and what waits for a restart.
@@ -269,6 +277,13 @@ public final class Daemon: Sendable {
             effective.status.maxClockSkew = newConfig.status.maxClockSkew
             result.applied.append("[status] maxClockSkew")
         }
+        if newConfig.log.access != running.log.access {
+            accessLog.isEnabled = newConfig.log.access
+            effective.log.access = newConfig.log.access
+            result.applied.append("[log] access")
+        }
+        // [log] level is the process's (the log handler's): main applies it.
+        effective.log.level = newConfig.log.level
         let pending: [(String, Bool)] = [
             ("[mqtt]", newConfig.mqtt != running.mqtt),
             ("[http]", newConfig.http != running.http),
