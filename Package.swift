@@ -89,6 +89,7 @@ let fuzzHarnesses: [(name: String, dependencies: [Target.Dependency])] = [
     ("HTTPParserFuzz", ["HTTP1"]),
     ("MonPayloadFuzz", ["DeviceStatus"]),
     ("ConfigFuzz", ["DeviceStatus"]),
+    ("PresenceDecoderFuzz", ["DeviceStatus"]),
 ]
 if Context.environment["DEVSTATUSD_FUZZ"] == "1" {
     package.targets += fuzzHarnesses.map {
