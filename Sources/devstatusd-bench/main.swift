@@ -5,7 +5,7 @@ import Storage
 import TestSupport
 
 // `make bench`'s measurements of the core (issue 2), each printed beside a reference measured in the same run.
-// Usage: devstatusd-bench <ingest|retained|memory|restart|watchdog|all> [--daemon PATH] [--devices N] [--messages N]
+// Usage: devstatusd-bench <ingest|presence|retained|memory|restart|watchdog|all> [--daemon PATH] [--devices N] [--messages N]
 
 let arguments = CommandLine.arguments.dropFirst()
 let mode = arguments.first ?? "all"
@@ -38,11 +38,18 @@ func timeString(_ index: Int) -> String {
     RFC3339.format(nanoseconds: 1_600_000_000_000_000_000 + Int64(index) * 1_000_000)
 }
 
-func startDaemon(broker: MosquittoBroker?, data: String, directory: TemporaryDirectory) throws -> (ChildProcess, Int) {
+func startDaemon(
+    broker: MosquittoBroker?, data: String, directory: TemporaryDirectory, config: String? = nil
+) throws -> (ChildProcess, Int) {
     let port = try FreePort.next()
+    var configArguments: [String] = []
+    if let config {
+        try config.write(toFile: directory.file("config.toml"), atomically: true, encoding: .utf8)
+        configArguments = ["--config", directory.file("config.toml")]
+    }
     let process = try ChildProcess(
         executable: daemonPath,
-        arguments: [
+        arguments: configArguments + [
             "--port", "\(port)", "--broker", broker?.url ?? "tcp://127.0.0.1:1", "--data-dir", data, "--log-level",
             "warning",
         ], environment: ["STATE_DIRECTORY": ""], outputPath: directory.file("daemon.log"))
@@ -129,6 +136,120 @@ func ingest() async throws {
         "ingest: \(messages) live messages, \(devices) devices: devstatusd \(format(seconds(daemonElapsed))) s "
             + "(\(Int(ours)) msg/s), mosquitto_sub \(format(seconds(subElapsed))) s (\(Int(reference)) msg/s), "
             + "ratio \(format(ours / reference)) (target >= 0.95)")
+}
+
+/// 100,000 live presence messages of five conventions (Tasmota, Zigbee2MQTT JSON with two-level names, Homie, EMQX
+/// JSON with `ts`, a generic lwt with a JSON field), 10,000 devices each flipping online/offline: time until the
+/// daemon holds the last, beside mosquitto_sub subscribed to the same topics.
+func presenceIngest() async throws {
+    let messages = option("--messages", 100_000)
+    let devices = option("--devices", 10_000)
+    let broker = try await MosquittoBroker(extraConfig: ["max_queued_messages 1000000"])
+    let directory = try TemporaryDirectory(prefix: "bench-presence")
+    let config = """
+        [[presence]]
+        preset = "tasmota"
+        [[presence]]
+        preset = "zigbee2mqtt"
+        [[presence]]
+        preset = "homie"
+        [[presence]]
+        preset = "emqx"
+        prefix = "benchsys/brokers"
+        [[presence]]
+        preset = "lwt"
+        type = "sensor"
+        topic = "devices/{id}/status"
+        online = ["up"]
+        offline = ["down"]
+        field = "state"
+        """
+    let (daemon, port) = try startDaemon(
+        broker: broker, data: directory.file("data"), directory: directory, config: config)
+    guard waitUntil({ body(port, "/readyz")?.contains("\"ready\"") == true }) else {
+        throw TestSupportError("daemon not ready")
+    }
+    let filters = [
+        "tele/+/LWT", "zigbee2mqtt/+/+/availability", "homie/+/$state", "benchsys/brokers/+/clients/+/connected",
+        "benchsys/brokers/+/clients/+/disconnected", "devices/+/status",
+    ]
+    let sub = try ChildProcess(
+        executable: "/usr/bin/mosquitto_sub",
+        arguments: ["-h", "127.0.0.1", "-p", "\(broker.port)", "-q", "0", "-C", "\(messages)"]
+            + filters.flatMap { ["-t", $0] },
+        outputPath: directory.file("sub.out"))
+    try await Task.sleep(for: .milliseconds(500))
+    let client = try await publisher(broker)
+    /// The topic, payload, and (type, id, status) a message sets.
+    func message(_ index: Int) -> (String, [UInt8], String, String, Bool) {
+        let device = index % devices
+        let online = (index / devices) % 2 == 0
+        switch device % 5 {
+        case 0:
+            return ("tele/t\(device)/LWT", Array((online ? "Online" : "Offline").utf8), "tasmota", "t\(device)", online)
+        case 1:
+            return (
+                "zigbee2mqtt/room\(device % 100)/lamp\(device)/availability",
+                Array(#"{"state":"\#(online ? "online" : "offline")"}"#.utf8), "zigbee2mqtt",
+                "room\(device % 100)%2Flamp\(device)", online
+            )
+        case 2:
+            return (
+                "homie/h\(device)/$state", Array((online ? "ready" : "lost").utf8), "homie", "h\(device)", online
+            )
+        case 3:
+            let ts = 1_700_000_000_000 + index
+            let payload =
+                online
+                ? #"{"username":"u","ts":\#(ts),"sockport":1883,"proto_ver":4,"proto_name":"MQTT","keepalive":60,"ipaddress":"127.0.0.1","clientid":"c\#(device)","clean_start":true}"#
+                : #"{"username":"u","ts":\#(ts),"sockport":1883,"reason":"tcp_closed","proto_ver":4,"proto_name":"MQTT","ipaddress":"127.0.0.1","clientid":"c\#(device)"}"#
+            return (
+                "benchsys/brokers/emqx@127.0.0.1/clients/c\(device)/\(online ? "connected" : "disconnected")",
+                Array(payload.utf8), "emqx", "c\(device)", online
+            )
+        default:
+            return (
+                "devices/s\(device)/status", Array(#"{"state":"\#(online ? "up" : "down")","battery":91}"#.utf8),
+                "sensor", "s\(device)", online
+            )
+        }
+    }
+    let last = message(messages - 1)
+    let lastPath = "/devices/\(last.2)/\(last.3)"
+    let expected = #""status":"\#(last.4 ? "online" : "offline")""#
+    let start = ContinuousClock.now
+    for index in 0..<messages {
+        let (topic, payload, _, _, _) = message(index)
+        client.publishNoWait(topic: topic, payload: payload)
+    }
+    var daemonElapsed: Duration?
+    var subElapsed: Duration?
+    _ = waitUntil {
+        if daemonElapsed == nil, body(port, lastPath)?.contains(expected) == true {
+            daemonElapsed = ContinuousClock.now - start
+        }
+        if subElapsed == nil, sub.exitStatus != nil { subElapsed = ContinuousClock.now - start }
+        return daemonElapsed != nil && subElapsed != nil
+    }
+    let metrics = body(port, "/metrics") ?? ""
+    let malformed = metrics.split(separator: "\n").filter {
+        $0.hasPrefix("devstatusd_source_messages_total") && $0.contains("malformed")
+    }
+    await client.stop()
+    _ = await daemon.stop(grace: .seconds(5))
+    guard let daemonElapsed, let subElapsed else {
+        print(
+            "presence: FAILED (daemon \(daemonElapsed.map(seconds) ?? -1) s, mosquitto_sub \(subElapsed.map(seconds) ?? -1) s)"
+        )
+        return
+    }
+    let ours = Double(messages) / seconds(daemonElapsed)
+    let reference = Double(messages) / seconds(subElapsed)
+    print(
+        "presence: \(messages) live messages of 5 conventions, \(devices) devices: devstatusd "
+            + "\(format(seconds(daemonElapsed))) s (\(Int(ours)) msg/s), mosquitto_sub \(format(seconds(subElapsed))) s "
+            + "(\(Int(reference)) msg/s), ratio \(format(ours / reference)) (target >= 0.95)"
+            + (malformed.isEmpty ? "" : "; MALFORMED: \(malformed)"))
 }
 
 /// 100,000 retained devices: time until all answer, beside mosquitto_sub receiving them; once with the broker's
@@ -376,6 +497,7 @@ final class ArrivalLog: @unchecked Sendable {
 
 switch mode {
 case "ingest": try await ingest()
+case "presence": try await presenceIngest()
 case "retained": try await retained()
 case "memory", "restart": try await memoryAndRestart()
 case "watchdog": try await watchdog()
@@ -386,12 +508,13 @@ case "seed":
         httpNames: arguments.contains("--http-names"))
 case "all":
     try await ingest()
+    try await presenceIngest()
     try await retained()
     try await memoryAndRestart()
     try await watchdog()
 default:
     print(
-        "usage: devstatusd-bench <ingest|retained|memory|restart|watchdog|all> [--daemon PATH] [--devices N] [--messages N]"
+        "usage: devstatusd-bench <ingest|presence|retained|memory|restart|watchdog|all> [--daemon PATH] [--devices N] [--messages N]"
     )
     exit(1)
 }
