@@ -112,6 +112,11 @@ public struct Router: HTTPResponder {
     private var candidates: [[Route]] = []
     private var catchAllRoutes: [Route] = []
 
+    /// Run before the handler of every matched route whose method changes state (POST, PUT, PATCH, DELETE): a
+    /// response it returns is sent instead of the handler's (e.g. 401 or 403). Default none. One check for every
+    /// write route, so no handler has to remember it.
+    public var writeCheck: (@Sendable (HTTPRequest) -> HTTPResponse?)?
+
     public init() {}
 
     /// Registers `handler` for `method` and `path`. `path` segments may also be given as one
@@ -216,6 +221,11 @@ public struct Router: HTTPResponder {
     }
 
     private func run(_ route: Route, _ request: HTTPRequest) -> HTTPReply {
+        if let writeCheck, [.post, .put, .patch, .delete].contains(route.method), let refusal = writeCheck(request) {
+            var reply = HTTPReply.response(refusal)
+            reply.routeTemplate = route.template
+            return reply
+        }
         let parameters = RouteParameters(
             names: route.parameterNames, positions: route.parameterPositions, segments: request.pathSegments,
             catchAllStart: route.hasCatchAll ? route.pattern.count - 1 : nil)

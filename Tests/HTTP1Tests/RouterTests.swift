@@ -50,6 +50,24 @@ import Testing
         #expect(route == nil)
     }
 
+    @Test func theWriteCheckGuardsEveryStateChangingRouteAndNothingElse() {
+        var guarded = router
+        guarded.delete("devices", ":type", ":id", "operations", ":op") { _, _ in .json(.ok, "cancelled") }
+        guarded.writeCheck = { _ in .jsonError(.forbidden, "no") }
+        // Writes are refused before their handler runs, and still carry their route's name.
+        let (post, postRoute) = answer(guarded, .post, "/devices/t/i/operations")!
+        #expect(post.status == .forbidden)
+        #expect(postRoute == "/devices/:type/:id/operations")
+        #expect(answer(guarded, .delete, "/devices/t/i/operations/1")!.0.status == .forbidden)
+        // Reads are not checked; unknown paths and wrong methods answer as before.
+        #expect(String(decoding: answer(guarded, .get, "/devices/t/i/operations")!.0.body, as: UTF8.self) == "ops")
+        #expect(answer(guarded, .post, "/nowhere/at/all/x/y")!.0.status == .notFound)
+        #expect(answer(guarded, .delete, "/devices/t/i/operations")!.0.status == .methodNotAllowed)
+        // A check that lets the request through runs the handler.
+        guarded.writeCheck = { _ in nil }
+        #expect(answer(guarded, .post, "/devices/t/i/operations")!.0.status == .created)
+    }
+
     @Test func wrongMethodIs405WithAllow() {
         let (response, _) = answer(router, .delete, "/devices/t/i/operations")!
         #expect(response.status == .methodNotAllowed)

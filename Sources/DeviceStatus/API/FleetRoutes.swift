@@ -51,12 +51,10 @@ public struct FleetRoutes: Sendable {
     static func history(
         _ request: HTTPRequest, _ parameters: RouteParameters, history: HistoryLog, directory: DeviceDirectory
     ) -> HTTPReply {
-        let (type, id) = (parameters["type"]!, parameters["id"]!)
-        // A type is one topic level: no `/` (sent as %2F). An id may have one (Zigbee2MQTT names, Sparkplug devices).
-        guard !type.contains("/") else {
-            return .json(.notFound, JSONText.error("no device \(type)/\(id) is known or configured"))
+        guard case .success(let key) = DeviceKey.fromRoute(parameters) else {
+            let path = (parameters["type"] ?? "") + "/" + (parameters["id"] ?? "")
+            return .json(.notFound, JSONText.error("no device \(path) is known or configured"))
         }
-        let key = DeviceKey(type: type, id: id)
         var limit = HistoryLog.maximumPerDevice
         if let text = request.queryValue("limit"), !text.isEmpty {
             guard let value = Int(text), (1...HistoryLog.maximumPerDevice).contains(value) else {

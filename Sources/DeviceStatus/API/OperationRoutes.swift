@@ -9,22 +9,18 @@ import HTTP1
 /// - `GET …/operations/<opid>` → the operation, or 404;
 /// - `DELETE …/operations/<opid>` → 200 with the CANCELLED operation; 409 unless it was QUEUED.
 ///
-/// Writes go through `WriteAccess` (docs/behaviour.md §4.4); reads answer from the `OperationTable` without awaiting the actor.
+/// Writes pass the router's one `WriteAccess` check (docs/behaviour.md §4.4) first; reads answer from the `OperationTable` without awaiting the actor.
 public struct OperationRoutes: Sendable {
     let delivery: OperationDelivery
-    let access: WriteAccess
 
-    public init(delivery: OperationDelivery, access: WriteAccess) {
+    public init(delivery: OperationDelivery) {
         self.delivery = delivery
-        self.access = access
     }
 
     public func register(in router: inout Router) {
         let delivery = delivery
         let table = delivery.table
-        let access = access
         router.post("devices", ":type", ":id", "operations") { request, parameters in
-            if let refusal = access.refusal(for: request) { return .response(refusal) }
             let device: DeviceKey
             switch Self.device(parameters) {
             case .success(let key): device = key
@@ -80,7 +76,6 @@ public struct OperationRoutes: Sendable {
             return .json(.ok, operation.json)
         }
         router.delete("devices", ":type", ":id", "operations", ":operation") { request, parameters in
-            if let refusal = access.refusal(for: request) { return .response(refusal) }
             guard case .success(let device) = Self.device(parameters) else {
                 return .json(.notFound, JSONText.error("no such operation"))
             }
@@ -110,23 +105,8 @@ public struct OperationRoutes: Sendable {
     /// The device named by the path: type and id go into MQTT topics and store keys, so `+`, `#` and NUL
     /// (possible after percent-decoding) are refused, and `/` in the type. An id may contain `/` (written `%2F`:
     /// a Zigbee2MQTT friendly name, a Sparkplug `node/device`).
-    static func device(_ parameters: RouteParameters) -> Result<DeviceKey, PathRefusal> {
-        let type = parameters["type"]!
-        let id = parameters["id"]!
-        for part in [type, id] where part.utf8.contains(where: { [0, 0x23, 0x2B].contains($0) }) {
-            return .failure(PathRefusal(message: "device type and id must not contain '+', '#' or NUL"))
-        }
-        guard !type.utf8.contains(0x2F) else {
-            return .failure(PathRefusal(message: "a device type must not contain '/'"))
-        }
-        guard !type.isEmpty, !id.isEmpty, let key = DeviceKey(storedPath: type + "/" + id) else {
-            return .failure(PathRefusal(message: "device type and id must not be empty"))
-        }
-        return .success(key)
-    }
-
-    struct PathRefusal: Error {
-        let message: String
+    static func device(_ parameters: RouteParameters) -> Result<DeviceKey, DeviceKey.RouteRefusal> {
+        DeviceKey.fromRoute(parameters)
     }
 
     static func badRequest(_ refusal: OperationRequest.Refusal) -> HTTPResponse {

@@ -8,13 +8,18 @@ public struct StatusAPI: Sendable {
     let readiness: Readiness
     /// The operation routes of docs/behaviour.md §4.3 (none when nil).
     let operations: OperationRoutes?
+    /// Who may use the write routes: one check for all of them (docs/behaviour.md §4.4).
+    let access: WriteAccess
     /// The fleet list, history and event stream of docs/behaviour.md §4.2; none when nil.
     let fleet: FleetRoutes?
     var table: DeviceTable { directory.table }
 
+    /// - Parameter access: default `WriteAccess()`: no token, loopback peers only.
     public init(
-        directory: DeviceDirectory, readiness: Readiness, operations: OperationRoutes? = nil, fleet: FleetRoutes? = nil
+        directory: DeviceDirectory, readiness: Readiness, operations: OperationRoutes? = nil, fleet: FleetRoutes? = nil,
+        access: WriteAccess = WriteAccess()
     ) {
+        self.access = access
         self.directory = directory
         self.readiness = readiness
         self.operations = operations
@@ -23,6 +28,7 @@ public struct StatusAPI: Sendable {
 
     public var router: Router {
         var router = Router()
+        router.writeCheck = { [access] request in access.refusal(for: request) }
         let table = table
         let readiness = readiness
         let directory = directory
@@ -44,10 +50,10 @@ public struct StatusAPI: Sendable {
             .json(.ok, SeedLookup.body(type: parameters["type"]!, id: parameters["id"]!, table: table))
         }
         router.get("devices", ":type", ":id") { _, parameters in
-            let key = DeviceKey(type: parameters["type"]!, id: parameters["id"]!)
-            // A type is one topic level: with a `/` (sent as %2F) it would name another device's path.
-            guard !parameters["type"]!.contains("/"), let view = directory.viewJSON(for: key) else {
-                return .json(.notFound, JSONText.error("no device \(key.path) is known or configured"))
+            guard case .success(let key) = DeviceKey.fromRoute(parameters), let view = directory.viewJSON(for: key)
+            else {
+                let path = (parameters["type"] ?? "") + "/" + (parameters["id"] ?? "")
+                return .json(.notFound, JSONText.error("no device \(path) is known or configured"))
             }
             return .json(.ok, view)
         }

@@ -183,8 +183,9 @@ public final class Daemon: Sendable {
 
         let api = StatusAPI(
             directory: directory, readiness: readiness,
-            operations: OperationRoutes(delivery: operations, access: WriteAccess(token: config.http.token)),
-            fleet: FleetRoutes(directory: directory, fleet: fleet, history: history, events: eventStream))
+            operations: OperationRoutes(delivery: operations),
+            fleet: FleetRoutes(directory: directory, fleet: fleet, history: history, events: eventStream),
+            access: WriteAccess(token: config.http.token))
         var router = api.router
         router.addMetricsRoute(metrics)
         let accessLog = AccessLog(enabled: config.log.access, logger: logger)
