@@ -80,6 +80,7 @@ public final class HTTPServer: Sendable {
     public let configuration: Configuration
     private let responder: any HTTPResponder
     private let logger: Logger
+    private let connections = ConnectionCounter()
     private let onResponse: (@Sendable (HTTPResponseRecord) -> Void)?
     private let phase = Mutex(Phase.idle)
 
@@ -95,6 +96,9 @@ public final class HTTPServer: Sendable {
         self.logger = logger
         self.onResponse = onResponse
     }
+
+    /// Open connections across every loop, now.
+    public var openConnections: Int { connections.value.load(ordering: .relaxed) }
 
     /// The bound port while running, else nil.
     public var port: Int? {
@@ -142,7 +146,7 @@ public final class HTTPServer: Sendable {
         let settings = ConnectionStateMachine.Settings(
             limits: config.limits, headerTimeout: config.headerTimeout, idleTimeout: config.idleTimeout,
             writeTimeout: config.writeTimeout)
-        let counter = ConnectionCounter()
+        let counter = connections
         var loops: [Loop] = []
         for (index, listener) in listeners.enumerated() {
             let loop: EventLoop

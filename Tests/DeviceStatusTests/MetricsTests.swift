@@ -93,8 +93,9 @@ import Testing
         let metrics = DaemonMetrics()
         metrics.setOperations(["QUEUED": 4])
         let lines = await render(metrics)
-        #expect(lines.contains(#"devstatusd_operations{status="QUEUED"} 4.0"#))
-        for status in ["SENDING", "CONFIRMED", "FAILED", "CANCELLED", "EXPIRED"] {
+        // Label values are lowercase, although the API spells operation statuses in capitals.
+        #expect(lines.contains(#"devstatusd_operations{status="queued"} 4.0"#))
+        for status in ["sending", "confirmed", "failed", "cancelled", "expired"] {
             #expect(lines.contains(#"devstatusd_operations{status="\#(status)"} 0.0"#))
         }
     }

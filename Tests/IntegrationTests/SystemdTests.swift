@@ -176,7 +176,7 @@ import Testing
         #expect(exposition.value("devstatusd_mqtt_connected") == 1)
         #expect(exposition.value("devstatusd_http_requests_total", ["route": "/:type/:id", "code": "200"]) ?? 0 >= 1)
         #expect(exposition.value("devstatusd_http_requests_total", ["route": "unmatched", "code": "404"]) ?? 0 >= 1)
-        #expect(exposition.value("devstatusd_operations", ["status": "QUEUED"]) != nil)
+        #expect(exposition.value("devstatusd_operations", ["status": "queued"]) != nil)
         #expect(exposition.value("devstatusd_store_write_duration_seconds_count") ?? 0 >= 1)
         // Histogram buckets are cumulative: never decreasing, +Inf equal to the count.
         let buckets = exposition.samples.filter {

@@ -132,6 +132,8 @@ public final class Daemon: Sendable {
         let eventStream = StatusEventStream()
         eventStream.observe(events)
         TransitionLog.observe(events, logger: logger)
+        metrics.observe(events)
+        metrics.sample(storeDirectory: config.storage.dataDir)
         let watch = WatchService(
             devices: config.watched, baseTopic: config.mqtt.baseTopic, store: store, events: events, logger: logger)
         let operations = OperationDelivery(
@@ -195,6 +197,8 @@ public final class Daemon: Sendable {
                 metrics.record($0)
                 accessLog.record($0)
             })
+        metrics.sample(watchTraffic: watch.traffic)
+        metrics.sample(server: server, eventStreams: eventStream)
         // Bound last: a port that is taken fails the start before anything else runs.
         let port: Int
         do {

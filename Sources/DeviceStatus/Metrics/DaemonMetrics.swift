@@ -1,3 +1,4 @@
+import Foundation
 import HTTP1
 import MQTT
 import Prometheus
@@ -16,13 +17,18 @@ import Synchronization
 /// `store_write_errors_total`,
 /// `devices{status}`, `http_requests_total{route,code}`, `http_request_duration_seconds{route}`,
 /// `mqtt_connected`, `mqtt_reconnects_total`, `operations{status}`, `agent_restarts_total{agent}`,
-/// `store_write_duration_seconds`, `start_time_seconds`.
+/// `store_write_duration_seconds`, `start_time_seconds`, `build_info{version,revision}`, `store_size_bytes`,
+/// `watched_messages_total{kind}`, `sse_clients`, `http_connections`, `expirations_total`, `recoveries_total`;
+/// and the standard `process_*` families (``ProcessMetrics``).
+///
+/// Label values are lowercase throughout (`operations{status="queued"}`), although the API's JSON spells
+/// operation statuses in capitals.
 public final class DaemonMetrics: Sendable {
     /// The underlying collectors; add families of your own here if you need them.
     public let collectors = PrometheusCollectorRegistry()
 
     /// Operation statuses of docs/behaviour.md §4.3, each reported (at 0 until told otherwise) so dashboards see every series.
-    public static let operationStatuses = ["QUEUED", "SENDING", "CONFIRMED", "FAILED", "CANCELLED", "EXPIRED"]
+    public static let operationStatuses = ["queued", "sending", "confirmed", "failed", "cancelled", "expired"]
 
     /// HTTP latencies span a cached lookup (tens of µs) to a durable write (ms); 5 s is past any route's budget.
     /// Upper bounds in seconds.
@@ -56,6 +62,59 @@ public final class DaemonMetrics: Sendable {
         collectors.makeGauge(
             descriptor: Self.name("start_time", unit: "seconds", help: "When the daemon started, in Unix seconds.")
         ).set(Double(wallClockNanoseconds()) / 1e9)
+        collectors.makeGauge(
+            descriptor: Self.name("build_info", unit: "", help: "Always 1; the labels say which build runs."),
+            labels: [("version", DeviceStatusVersion.string), ("revision", DeviceStatusVersion.revision)]
+        ).set(Int64(1))
+        _ = expirations
+        _ = recoveries
+    }
+
+    /// Counts watchdog expirations (a transition to `expired`) and recoveries (a transition out of `expired`).
+    public func observe(_ events: DeviceEvents) {
+        events.observe { [self] event in
+            guard case .transition(let from, let to) = event.kind else { return }
+            if to == .expired && from != .expired { expirations.increment() }
+            if from == .expired && to != .expired { recoveries.increment() }
+        }
+    }
+
+    /// `store_size_bytes`: the bytes of every file under the data directory, at each scrape.
+    public func sample(storeDirectory: String) {
+        let size = collectors.makeGauge(
+            descriptor: Self.name("store_size", unit: "bytes", help: "Bytes on disk under the data directory."))
+        addSampler { size.set(Int64(Self.diskUsage(storeDirectory))) }
+    }
+
+    /// `watched_messages_total{kind}`: messages on watched devices' `watch`, `state` and `hello` topics.
+    public func sample(watchTraffic traffic: WatchTraffic) {
+        addSampler { [self] in
+            advance(watchedMessages("watch"), to: traffic.watch.load(ordering: .relaxed))
+            advance(watchedMessages("state"), to: traffic.state.load(ordering: .relaxed))
+            advance(watchedMessages("hello"), to: traffic.hello.load(ordering: .relaxed))
+        }
+    }
+
+    /// `sse_clients` and `http_connections`, at each scrape.
+    public func sample(server: HTTPServer, eventStreams: StatusEventStream) {
+        let clients = collectors.makeGauge(
+            descriptor: Self.name("sse_clients", unit: "", help: "Clients connected to GET /events."))
+        let connections = collectors.makeGauge(
+            descriptor: Self.name("http_connections", unit: "", help: "Open HTTP connections."))
+        addSampler {
+            clients.set(Int64(eventStreams.streamCount))
+            connections.set(Int64(server.openConnections))
+        }
+    }
+
+    static func diskUsage(_ path: String) -> Int {
+        guard let walker = FileManager.default.enumerator(atPath: path) else { return 0 }
+        var total = 0
+        while let name = walker.nextObject() as? String {
+            var info = stat()
+            if lstat(path + "/" + name, &info) == 0, info.st_mode & S_IFMT == S_IFREG { total += Int(info.st_size) }
+        }
+        return total
     }
 
     // MARK: Events
@@ -76,7 +135,7 @@ public final class DaemonMetrics: Sendable {
     /// Hook for the operation queue: the number of operations in each status (docs/behaviour.md §4.3). Statuses not
     /// given keep their last value; every status of `operationStatuses` is reported from the start at 0.
     public func setOperations(_ countsByStatus: [String: Int]) {
-        for (status, count) in countsByStatus { operations(status).set(Int64(count)) }
+        for (status, count) in countsByStatus { operations(status.lowercased()).set(Int64(count)) }
     }
 
     /// Hook for agent supervision: makes `agent`'s series exist at 0 (call it for each configured agent).
@@ -127,6 +186,7 @@ public final class DaemonMetrics: Sendable {
         for sampler in current { await sampler() }
         var exposition = collectors.emitToBuffer()
         http.withLock { $0.render(into: &exposition) }
+        ProcessMetrics.render(ProcessMetrics.sample(), into: &exposition)
         return exposition
     }
 
@@ -143,6 +203,23 @@ public final class DaemonMetrics: Sendable {
     private var storeWriteErrors: Counter {
         collectors.makeCounter(
             descriptor: Self.name("store_write_errors", unit: "total", help: "Status batches LevelDB failed to write."))
+    }
+
+    private var expirations: Counter {
+        collectors.makeCounter(
+            descriptor: Self.name("expirations", unit: "total", help: "Transitions to expired (watchdog)."))
+    }
+
+    private var recoveries: Counter {
+        collectors.makeCounter(
+            descriptor: Self.name("recoveries", unit: "total", help: "Transitions out of expired."))
+    }
+
+    private func watchedMessages(_ kind: String) -> Counter {
+        collectors.makeCounter(
+            descriptor: Self.name(
+                "watched_messages", unit: "total", help: "Messages on watched devices' watch, state and hello topics."),
+            labels: [("kind", kind)])
     }
 
     private func messages(_ outcome: String) -> Counter {

@@ -8,6 +8,8 @@ import Synchronization
 /// topics, `B/expire/<name>` and `B/status/<name>` on every transition, the `B/up` counter, and state restoration
 /// on hello and at daemon start.
 public actor WatchService: BrokerComponent, Service {
+    /// Messages that matched a watched device's topics, by kind (`/metrics`).
+    public nonisolated let traffic = WatchTraffic()
     /// How often the clock is checked at most: bounds the lateness of an expiry whose deadline was filed while the
     /// timer slept (a device coming back with a short timeout). Ten wake-ups a second cost nothing measurable.
     static let maximumSleep: Int64 = 100_000_000
@@ -229,7 +231,10 @@ public actor WatchService: BrokerComponent, Service {
         for message in messages {
             if !pendingEchoes.isEmpty, isEcho(message) { continue }
             if layout.stateIndex.count > 0 {
+                var matched = false
+                defer { if matched { traffic.state.add(1, ordering: .relaxed) } }
                 layout.stateIndex.forEachMatch(message.topic) { index in
+                    matched = true
                     states.record(
                         device: devices[index].name, topic: message.topic, payload: message.payload,
                         retain: message.retain, into: &batch)
@@ -247,11 +252,15 @@ public actor WatchService: BrokerComponent, Service {
             }
             let monotonicNow = monotonicNanoseconds()
             let wallNow = wallClockNanoseconds()
+            var watched = false
             layout.watchIndex.forEachMatch(message.topic) { index in
+                watched = true
                 touched.insert(index)
                 activity(index, monotonicNow: monotonicNow, wallNow: wallNow)
             }
+            if watched { traffic.watch.add(1, ordering: .relaxed) }
             if let hellos = layout.helloIndex[message.topic] {
+                traffic.hello.add(1, ordering: .relaxed)
                 for index in hellos {
                     touched.insert(index)
                     helloCounts[index] += 1
@@ -496,4 +505,12 @@ public final class WatchSnapshot: Sendable {
     public func info(forPath path: String) -> WatchInfo? {
         state.withLock { state in state.byPath[path].map { state.list[$0] } }
     }
+}
+
+/// Counts of messages on watched devices' topics: live messages on `watchTopics` (activity), messages on
+/// `stateTopics` (stored for restoration, retained ones included) and hellos.
+public final class WatchTraffic: Sendable {
+    public let watch = Atomic<Int>(0)
+    public let state = Atomic<Int>(0)
+    public let hello = Atomic<Int>(0)
 }
