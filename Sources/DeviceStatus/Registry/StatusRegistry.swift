@@ -324,10 +324,15 @@ public actor StatusRegistry {
             if !batch.isEmpty { write(batch, paths: []) }
             return
         }
-        table.apply(changes.records)
-        addUnsaved(to: &batch)
-        batch.put(Self.countKey, Array("\(table.count)".utf8))
+        // Written before the table serves it: a status answered once is found again after a crash of the daemon.
+        var count = table.count
+        for (path, record) in changes.pending {
+            count += (record == nil ? 0 : 1) - (table.record(forPath: path) == nil ? 0 : 1)
+        }
+        addUnsaved(to: &batch, except: changes.pending)
+        batch.put(Self.countKey, Array("\(count)".utf8))
         write(batch, paths: changes.records.map(\.path))
+        table.apply(changes.records)
         if let events, !changes.transitions.isEmpty || !changes.seen.isEmpty {
             let now = clock()
             for (path, source) in changes.seen {
@@ -379,9 +384,9 @@ public actor StatusRegistry {
         return unsaved.count
     }
 
-    /// Adds each unsaved device's current status (or its deletion) to `batch`.
-    private func addUnsaved(to batch: inout WriteBatch) {
-        for path in unsaved {
+    /// Adds each unsaved device's current status (or its deletion) to `batch`, but for those `changes` writes.
+    private func addUnsaved(to batch: inout WriteBatch, except changes: [String: StatusRecord?] = [:]) {
+        for path in unsaved where changes[path] == nil {
             if let record = table.record(forPath: path) {
                 batch.put(Self.statusPrefix + Array(path.utf8), record.encoded)
             } else {
