@@ -29,15 +29,15 @@ for name in $HARNESSES; do
     grep -q "(\"$name\"," Package.swift || { echo "Fuzz/run.sh: $name is not listed in fuzzHarnesses (Package.swift)" >&2; exit 1; }
 done
 
-# One instrumented build (libFuzzer coverage + ASan in every module); lld links the sanitizer runtimes without
-# gold's export warnings.
+# One instrumented build: ASan everywhere, libFuzzer's coverage in every Swift module (SwiftPM's --sanitize=fuzzer
+# alone instruments only the executable's own file, leaving the parsers under test blind: hence -Xswiftc); lld links
+# the sanitizer runtimes without gold's export warnings.
+FLAGS="-c release --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer -Xswiftc -use-ld=lld --scratch-path .build-fuzz"
 build() {
-    DEVSTATUSD_FUZZ=1 swift build -c release --sanitize=fuzzer --sanitize=address --scratch-path .build-fuzz \
-        -Xswiftc -use-ld=lld --product "$1"
+    DEVSTATUSD_FUZZ=1 swift build $FLAGS --product "$1"
 }
 for name in $HARNESSES; do build "$name"; done
-BIN_DIR=$(DEVSTATUSD_FUZZ=1 swift build -c release --sanitize=fuzzer --sanitize=address --scratch-path .build-fuzz \
-    --show-bin-path)
+BIN_DIR=$(DEVSTATUSD_FUZZ=1 swift build $FLAGS --show-bin-path)
 
 run() {
     name=$1
