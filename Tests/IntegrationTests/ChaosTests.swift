@@ -265,6 +265,46 @@ import Testing
         #expect(refusedStarts > 0)
     }
 
+    /// A damaged record in LevelDB's log (a torn write at a power loss): the daemon starts without it and says at
+    /// error level what recovery dropped; every status it answers is one that was published.
+    @Test func damagedLogRecordIsDroppedAndSaidAtStart() async throws {
+        let broker = try await MosquittoBroker()
+        let directory = try TemporaryDirectory(prefix: "devstatusd-chaos-log")
+        var daemon = try await Daemon(brokerURL: broker.url, directory: directory)
+        let publisher = try await connectedClient(broker)
+        for device in 0..<300 {
+            try await publisher.publish(
+                monTopic("chaos", "d\(device)"), Self.payload(device: device, step: device), qos: 0)
+        }
+        let last = Self.payload(device: 299, step: 299)
+        try await publisher.publish(monTopic("chaos", "d299"), last)
+        #expect(await eventually { (try? daemon.get("/chaos/d299").text) == last })
+        await publisher.stop()
+        // Killed: what was written stays in LevelDB's log (the next open turns it into a table).
+        _ = daemon.process.killAndReap()
+        let data = daemon.dataDirectory
+        let log = try #require(try FileManager.default.contentsOfDirectory(atPath: data).first { $0.hasSuffix(".log") })
+        let size = try #require(try FileManager.default.attributesOfItem(atPath: data + "/" + log)[.size] as? Int)
+        let handle = try #require(FileHandle(forUpdatingAtPath: data + "/" + log))
+        try handle.seek(toOffset: UInt64(size / 2))
+        try handle.write(contentsOf: [UInt8](repeating: 0xA5, count: 16))
+        try handle.close()
+        daemon = try await Daemon(brokerURL: broker.url, directory: directory)
+        #expect(daemon.log.contains("store recovery dropped data"), "\(daemon.log)")
+        #expect(daemon.log.contains("dropping"))
+        var answered = 0
+        for device in 0..<300 {
+            let text = try daemon.get("/chaos/d\(device)").text
+            if text == Self.payload(device: device, step: device) {
+                answered += 1
+            } else {
+                #expect(text.contains("Never Connected"), "d\(device): \(text)")
+            }
+        }
+        #expect(answered > 0 && answered < 300)
+        #expect(await daemon.stop() == .exited(0))
+    }
+
     /// A corpus of malformed payloads on a status topic, the payloads that used to stop the daemon among them:
     /// each is counted and skipped, the good status stays, the daemon goes on.
     @Test func malformedCorpusIsCountedAndNeverOverwritesAGoodStatus() async throws {
