@@ -190,6 +190,13 @@ import Testing
         #expect(FleetIndex.precedes("t/e\u{301}", "t/\u{E9}"))
     }
 
+    @Test func sortsANarrowSearchAndWalksAWideOne() {
+        // 111,111 of 1M match (q=dev12): a walk finds a page of 100 in about 900 steps; sorting them costs 1.9M.
+        #expect(!FleetIndex.sortingBeatsWalking(matches: 111_111, of: 1_000_000, limit: 100))
+        #expect(FleetIndex.sortingBeatsWalking(matches: 50, of: 1_000_000, limit: 100))
+        #expect(FleetIndex.sortingBeatsWalking(matches: 0, of: 1_000_000, limit: 100))
+    }
+
     @Test func keepsChunksSortedThroughSplitsAndRemovals() {
         var list = SortedChunks()
         var generator = SeededGenerator(seed: 3)

@@ -30,7 +30,7 @@ extension DashboardAssets {
         };
 
         // For measurements (scripts/bench-dashboard.py): events applied, and how long after the daemon sent them.
-        const stats = { events: 0, applied: 0, latencies: [] };
+        const stats = { events: 0, applied: 0, latencies: [], firstRender: 0 };
         window.dashboardStats = stats;
 
         const $ = (id) => document.getElementById(id);
@@ -267,6 +267,10 @@ extension DashboardAssets {
           showDevices(page.devices);
           renderCounts();
           renderPosition(page.devices.length);
+          if (!stats.firstRender) {
+            stats.firstRender = performance.now();  // milliseconds since the page was requested
+            performance.mark('first-devices');
+          }
         }
 
         // After events: the page once more within a second (new devices, last-seen times, counts exact again).

@@ -371,7 +371,7 @@ struct FleetIndex {
                 let time = times[Int(slot)]
                 return time != cursorTime ? time < cursorTime : slot > cursorSlot
             }
-            if let matches = filter.matches, matches.count * 8 < count {
+            if let matches = filter.matches, Self.sortingBeatsWalking(matches: matches.count, of: count, limit: limit) {
                 // A narrow search: sort its few devices rather than walk the fleet's order.
                 let sorted = matches.filter(isAfterCursor).sorted { a, b in
                     let (x, y) = (times[Int(a)], times[Int(b)])
@@ -392,6 +392,15 @@ struct FleetIndex {
         let hasMore = chosen.count > limit
         if hasMore { chosen.removeLast() }
         return (chosen, hasMore)
+    }
+
+    /// Whether sorting a search's `matches` devices (m log m) costs less than walking a time order until `limit` of
+    /// them are found (about limit × fleet / matches steps when they are spread evenly).
+    static func sortingBeatsWalking(matches: Int, of fleet: Int, limit: Int) -> Bool {
+        guard matches > 0 else { return true }
+        let sorting = Double(matches) * log2(Double(max(matches, 2)))
+        let walking = Double(limit + 1) * Double(fleet) / Double(matches)
+        return sorting < walking
     }
 
     /// The cursor that continues after `slot` in `order`.
@@ -429,11 +438,9 @@ struct FleetIndex {
 
     /// `type/id` order: the UTF-8 bytes compared one by one, as LevelDB and cursors order them.
     static func precedes(_ a: String, _ b: String) -> Bool {
-        var a = a
-        var b = b
-        return a.withUTF8 { x in
-            b.withUTF8 { y in
-                let common = min(x.count, y.count)
+        let fast = a.utf8.withContiguousStorageIfAvailable { x in
+            b.utf8.withContiguousStorageIfAvailable { y in
+                let common = Swift.min(x.count, y.count)
                 if common > 0 {
                     let order = memcmp(x.baseAddress!, y.baseAddress!, common)
                     if order != 0 { return order < 0 }
@@ -441,6 +448,8 @@ struct FleetIndex {
                 return x.count < y.count
             }
         }
+        if let result = fast ?? nil { return result }
+        return a.utf8.lexicographicallyPrecedes(b.utf8)
     }
 
     static func type(of path: String) -> Substring {
