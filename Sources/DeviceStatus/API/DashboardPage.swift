@@ -139,8 +139,6 @@ enum DashboardAssets {
         th, td { text-align: left; padding: .45rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
         thead th { font-size: .8125rem; color: var(--muted); font-weight: 600; }
         td, th { overflow-wrap: anywhere; }
-        tbody tr.changed { animation: changed 1.5s ease-out; }
-        @keyframes changed { from { background: var(--changed); } to { background: transparent; } }
         button.device { font: inherit; color: var(--focus); background: none; border: 0; padding: 0; cursor: pointer; text-align: left; text-decoration: underline; overflow-wrap: anywhere; }
         .device .type { color: var(--muted); }
         .status { font-weight: 600; white-space: nowrap; }
@@ -181,7 +179,6 @@ enum DashboardAssets {
           table.compact tr { display: block; border-bottom: 1px solid var(--line); padding: .3rem 0; }
           table.compact td { display: inline-block; border: 0; padding: .1rem .5rem .1rem 0; }
         }
-        @media (prefers-reduced-motion: reduce) { tbody tr.changed { animation: none; } }
 
         """#
 }
