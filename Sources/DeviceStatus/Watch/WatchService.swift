@@ -4,6 +4,31 @@ import ServiceLifecycle
 import Storage
 import Synchronization
 
+/// Where the watchdog service reads the time and waits: the system's clocks by default; tests pass a clock they move.
+public struct WatchClock: Sendable {
+    /// Monotonic nanoseconds (deadlines).
+    public var monotonic: @Sendable () -> Int64
+    /// Wall-clock nanoseconds since the epoch (what is published and shown).
+    public var wall: @Sendable () -> Int64
+    /// Returns after `duration` of this clock (throws when cancelled).
+    public var sleep: @Sendable (Duration) async throws -> Void
+
+    public init(
+        monotonic: @escaping @Sendable () -> Int64, wall: @escaping @Sendable () -> Int64,
+        sleep: @escaping @Sendable (Duration) async throws -> Void
+    ) {
+        self.monotonic = monotonic
+        self.wall = wall
+        self.sleep = sleep
+    }
+
+    /// `monotonicNanoseconds`, `wallClockNanoseconds` and `Task.sleep`.
+    public static var system: WatchClock {
+        WatchClock(
+            monotonic: monotonicNanoseconds, wall: wallClockNanoseconds, sleep: { try await Task.sleep(for: $0) })
+    }
+}
+
 /// IotMonitor's job, done strictly (docs/behaviour.md §3 watchdog rules, §5, §6): per-device watchdogs on the configured watch
 /// topics, `B/expire/<name>` and `B/status/<name>` on every transition, the `B/up` counter, and state restoration
 /// on hello and at daemon start.
@@ -15,6 +40,8 @@ public actor WatchService: BrokerComponent, Service {
     static let maximumSleep: Int64 = 100_000_000
 
     nonisolated let snapshot: WatchSnapshot
+    /// Where time is read and waited for.
+    nonisolated let time: WatchClock
     nonisolated let baseTopic: String
     /// The configured devices and their indexes; replaced by `reconfigure`. Also readable without the actor,
     /// for `subscriptions`.
@@ -39,7 +66,12 @@ public actor WatchService: BrokerComponent, Service {
     var devices: [WatchedDevice] { layout.devices }
     var keys: [DeviceKey] { layout.keys }
 
-    public init(devices: [WatchedDevice], baseTopic: String, store: LevelDB, events: DeviceEvents, logger: Logger) {
+    /// - Parameter time: where time is read and waited for; default `WatchClock.system`.
+    public init(
+        devices: [WatchedDevice], baseTopic: String, store: LevelDB, events: DeviceEvents, logger: Logger,
+        time: WatchClock = .system
+    ) {
+        self.time = time
         self.baseTopic = baseTopic
         self.store = store
         self.states = StateStore(store: store)
@@ -48,9 +80,9 @@ public actor WatchService: BrokerComponent, Service {
         let layout = WatchLayout(devices: devices)
         self.layout = layout
         self.currentLayout = Mutex(layout)
-        let wallNow = wallClockNanoseconds()
+        let wallNow = time.wall()
         self.startedAt = wallNow
-        var watchdog = Watchdog(timeouts: layout.timeouts, monotonicNow: monotonicNanoseconds(), wallNow: wallNow)
+        var watchdog = Watchdog(timeouts: layout.timeouts, monotonicNow: time.monotonic(), wallNow: wallNow)
         var helloCounts = Array(repeating: 0, count: devices.count)
         Self.restore(
             devices.indices, layout: layout, from: store, into: &watchdog, helloCounts: &helloCounts, logger: logger)
@@ -59,7 +91,9 @@ public actor WatchService: BrokerComponent, Service {
         let snapshot = WatchSnapshot()
         self.snapshot = snapshot
         snapshot.replaceAll(
-            devices.indices.map { Self.info($0, layout: layout, watchdog: watchdog, helloCount: helloCounts[$0]) })
+            devices.indices.map {
+                Self.info($0, layout: layout, watchdog: watchdog, helloCount: helloCounts[$0], time: time)
+            })
     }
 
     /// Gives the devices at `indexes` what an earlier run stored of their watchdog (see `WatchdogRecord`).
@@ -130,7 +164,7 @@ public actor WatchService: BrokerComponent, Service {
         let oldWatchdog = watchdog
         let new = WatchLayout(devices: newDevices)
         var newWatchdog = Watchdog(
-            timeouts: new.timeouts, monotonicNow: monotonicNanoseconds(), wallNow: wallClockNanoseconds())
+            timeouts: new.timeouts, monotonicNow: time.monotonic(), wallNow: time.wall())
         var newHellos = Array(repeating: 0, count: newDevices.count)
         let oldByName = Dictionary(uniqueKeysWithValues: old.devices.enumerated().map { ($1.name, $0) })
         Self.restore(
@@ -159,7 +193,9 @@ public actor WatchService: BrokerComponent, Service {
         flush(&batch)
         let watchdogCopy = newWatchdog
         snapshot.replaceAll(
-            newDevices.indices.map { Self.info($0, layout: new, watchdog: watchdogCopy, helloCount: newHellos[$0]) })
+            newDevices.indices.map {
+                Self.info($0, layout: new, watchdog: watchdogCopy, helloCount: newHellos[$0], time: time)
+            })
         return (added, removed)
     }
 
@@ -170,13 +206,13 @@ public actor WatchService: BrokerComponent, Service {
                 group.addTask { [self] in
                     while !Task.isCancelled {
                         let pause = await tick()
-                        try? await Task.sleep(for: .nanoseconds(pause))
+                        try? await time.sleep(.nanoseconds(pause))
                     }
                 }
                 group.addTask { [self] in
                     var count = 0
                     while !Task.isCancelled {
-                        do { try await Task.sleep(for: .seconds(1)) } catch { return }
+                        do { try await time.sleep(.seconds(1)) } catch { return }
                         count += 1
                         await client?.publishNoWait(
                             topic: baseTopic + "/up", payload: Array("\(count)".utf8), qos: 0, retain: false)
@@ -204,15 +240,18 @@ public actor WatchService: BrokerComponent, Service {
 
     /// Expires what is due, publishes the transitions, and says how long to sleep.
     func tick() -> Int64 {
-        let now = monotonicNanoseconds()
-        let transitions = watchdog.expireDue(monotonicNow: now, wallNow: wallClockNanoseconds())
+        let now = time.monotonic()
+        let transitions = watchdog.expireDue(monotonicNow: now, wallNow: time.wall())
         var changed: [(Int, WatchInfo)] = []
         for transition in transitions {
             guard case .expired(let slot) = transition else { continue }
             let index = layout.slotOwners[slot]
             announceExpired(index, slot: slot)
             changed.append(
-                (index, Self.info(index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index])))
+                (
+                    index,
+                    Self.info(index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index], time: time)
+                ))
         }
         snapshot.update(changed)
         if !changed.isEmpty {
@@ -221,7 +260,7 @@ public actor WatchService: BrokerComponent, Service {
             flush(&batch)
         }
         guard let next = watchdog.nextDeadline else { return Self.maximumSleep }
-        return max(0, min(next - monotonicNanoseconds(), Self.maximumSleep))
+        return max(0, min(next - time.monotonic(), Self.maximumSleep))
     }
 
     public func consume(_ messages: [MQTTMessage]) async {
@@ -250,8 +289,8 @@ public actor WatchService: BrokerComponent, Service {
             {
                 continue
             }
-            let monotonicNow = monotonicNanoseconds()
-            let wallNow = wallClockNanoseconds()
+            let monotonicNow = time.monotonic()
+            let wallNow = time.wall()
             var watched = false
             layout.watchIndex.forEachMatch(message.topic) { index in
                 watched = true
@@ -267,7 +306,11 @@ public actor WatchService: BrokerComponent, Service {
                     activity(index, monotonicNow: monotonicNow, wallNow: wallNow)
                     // Observers read the snapshot: it says what the event says before the event goes out.
                     snapshot.update([
-                        (index, Self.info(index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index]))
+                        (
+                            index,
+                            Self.info(
+                                index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index], time: time)
+                        )
                     ])
                     events.emit(DeviceEvent(key: keys[index], kind: .hello, source: "hello", time: wallNow))
                     if !batch.isEmpty { flush(&batch) }
@@ -279,9 +322,11 @@ public actor WatchService: BrokerComponent, Service {
         if !batch.isEmpty { flush(&batch) }
         if !touched.isEmpty {
             snapshot.update(
-                touched.map { ($0, Self.info($0, layout: layout, watchdog: watchdog, helloCount: helloCounts[$0])) })
+                touched.map {
+                    ($0, Self.info($0, layout: layout, watchdog: watchdog, helloCount: helloCounts[$0], time: time))
+                })
             // Their last-seen time moved (the fleet index orders by it).
-            let wallNow = wallClockNanoseconds()
+            let wallNow = time.wall()
             for index in touched {
                 events.emit(DeviceEvent(key: keys[index], kind: .seen, source: "watchdog", time: wallNow))
             }
@@ -320,7 +365,7 @@ public actor WatchService: BrokerComponent, Service {
 
     private func isEcho(_ message: MQTTMessage) -> Bool {
         guard let pending = pendingEchoes[message.topic] else { return false }
-        guard pending.until > monotonicNanoseconds() else {
+        guard pending.until > time.monotonic() else {
             pendingEchoes[message.topic] = nil
             return false
         }
@@ -333,7 +378,7 @@ public actor WatchService: BrokerComponent, Service {
         guard let client else { return }
         do {
             let records = try states.records(device: name)
-            let until = monotonicNanoseconds() + Self.echoWindow
+            let until = time.monotonic() + Self.echoWindow
             for record in records {
                 var pending = pendingEchoes[record.topic] ?? ([], until)
                 pending.payloads.append(record.payload)
@@ -365,7 +410,7 @@ public actor WatchService: BrokerComponent, Service {
         publishStatus(index, device: device, status: "expired")
         // Observers read the snapshot: it says what the event says before the event goes out.
         snapshot.update([
-            (index, Self.info(index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index]))
+            (index, Self.info(index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index], time: time))
         ])
         events.emit(
             DeviceEvent(
@@ -380,7 +425,7 @@ public actor WatchService: BrokerComponent, Service {
         publishStatus(index, device: device, status: "online")
         // Observers read the snapshot: it says what the event says before the event goes out.
         snapshot.update([
-            (index, Self.info(index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index]))
+            (index, Self.info(index, layout: layout, watchdog: watchdog, helloCount: helloCounts[index], time: time))
         ])
         events.emit(
             DeviceEvent(
@@ -394,12 +439,14 @@ public actor WatchService: BrokerComponent, Service {
         client?.publishNoWait(topic: statusTopic(index), payload: Array(body.utf8), qos: 1, retain: true)
     }
 
-    private static func info(_ index: Int, layout: WatchLayout, watchdog: Watchdog, helloCount: Int) -> WatchInfo {
+    private static func info(
+        _ index: Int, layout: WatchLayout, watchdog: Watchdog, helloCount: Int, time: WatchClock
+    ) -> WatchInfo {
         let device = layout.devices[index]
         let slot = layout.watchedSlots[index]
         let state = slot.map { watchdog.devices[$0] }
         // Deadlines are monotonic; shown as wall-clock time.
-        let deadline = state.map { wallClockNanoseconds() + ($0.deadline - monotonicNanoseconds()) }
+        let deadline = state.map { time.wall() + ($0.deadline - time.monotonic()) }
         return WatchInfo(
             name: device.name, kind: device.kind, key: layout.keys[index], timeoutSeconds: device.watchTimeOut,
             watched: slot != nil, expired: state?.expired ?? false, lastActivity: state?.lastActivity,
