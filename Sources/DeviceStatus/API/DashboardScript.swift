@@ -10,6 +10,7 @@ extension DashboardAssets {
         const READY_POLL_MS = 5000;
         const CLOCK_TICK_MS = 15000;           // relative times ("3 min ago") are redrawn this often
         const PAGE_SIZE = 100;
+        const PERIODIC_REFRESH_MS = 30000;
 
         const view = {
           filters: { q: '', status: '', type: '', sort: 'key' },
@@ -509,6 +510,8 @@ extension DashboardAssets {
           openEvents();
           setInterval(checkReady, READY_POLL_MS);
           setInterval(tickClocks, CLOCK_TICK_MS);
+          // Signs of life that change no status (last seen) are not streamed: the page is read again now and then.
+          setInterval(scheduleRefresh, PERIODIC_REFRESH_MS);
         }
 
         start();
