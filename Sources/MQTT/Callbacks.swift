@@ -20,6 +20,13 @@ private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?,
     {
         mosq, userdata, rc, _, _ in
         let core = core(userdata)
+        // A broker refusing MQTT 5 by reason code (0x84) or by a 3.1.1 CONNACK (1: unacceptable protocol version).
+        if rc == 0x84 || rc == 1, core.protocolVersion == .v5, let mosq, core.fallBackToV311(mosq) {
+            core.logger.notice(
+                "the MQTT broker refused MQTT 5; speaking MQTT 3.1.1 from now on",
+                metadata: ["broker": "\(core.brokerDescription)"])
+            return
+        }
         guard rc == 0 else {
             let reason =
                 core.protocolVersion == .v5
@@ -57,7 +64,7 @@ private let onConnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?,
             count == 1 ? "connected to the MQTT broker" : "reconnected to the MQTT broker",
             metadata: [
                 "broker": "\(core.brokerDescription)", "subscriptions": "\(subscriptions.count)",
-                "connects": "\(count)",
+                "connects": "\(count)", "protocol": "\(core.protocolVersion.rawValue)",
             ])
         core.eventSink.yield(.connected)
     }
@@ -74,6 +81,18 @@ private let onDisconnect: @convention(c) (OpaquePointer?, UnsafeMutableRawPointe
         rc == 0
         ? "disconnected by the client"
         : announced ? String(cString: mosquitto_reason_string(rc)) : String(cString: mosquitto_strerror(rc))
+    // libmosquitto speaking 5 to a 3.1.1-only broker: that broker's 2-byte CONNACK (return code 1) is a protocol
+    // error before any on_connect.
+    let neverConnected = core.state.withLock { $0.connectedAt == nil }
+    if rc == MOSQ_ERR_PROTOCOL.rawValue, neverConnected, core.requestedVersion == .auto, let mosq {
+        if core.fallBackToV311(mosq) {
+            core.logger.notice(
+                "the MQTT broker refused MQTT 5; speaking MQTT 3.1.1 from now on",
+                metadata: ["broker": "\(core.brokerDescription)"])
+        }
+        // libmosquitto's network thread ends on a protocol error: start connecting again.
+        core.restartAfterFallback.withLock { $0 }?()
+    }
     let wasConnected = core.connectionLost(reason: reason)
     let (stopping, takeovers, takenOver) = core.state.withLock { state in
         // Without the reason code: the broker closing connection after connection right after accepting it.

@@ -61,7 +61,13 @@ final class ClientCore: Sendable {
     let eventSink: AsyncStream<MQTTConnectionEvent>.Continuation
     let logger: Logger
     let brokerDescription: String
-    let protocolVersion: MQTTProtocolVersion
+    /// The version spoken now: 5 or 3.1.1 (`auto` starts with 5).
+    var protocolVersion: MQTTProtocolVersion { speaksV5.load(ordering: .relaxed) ? .v5 : .v311 }
+    /// The version asked for (`auto` may fall back to 3.1.1).
+    let requestedVersion: MQTTProtocolVersion
+    private let speaksV5: Atomic<Bool>
+    /// Runs after a fall-back to 3.1.1 that ended libmosquitto's network thread (it quits on a protocol error).
+    let restartAfterFallback = Mutex<(@Sendable () -> Void)?>(nil)
     let clientID: String
     /// libmosquitto's reconnect backoff, in whole seconds: first pause and longest pause.
     let reconnectDelay: (first: UInt32, longest: UInt32)
@@ -72,7 +78,8 @@ final class ClientCore: Sendable {
     ) {
         self.logger = logger
         self.brokerDescription = brokerDescription
-        self.protocolVersion = protocolVersion
+        self.requestedVersion = protocolVersion
+        self.speaksV5 = Atomic(protocolVersion != .v311)
         self.clientID = clientID
         let first = max(1, reconnectDelay.components.seconds)
         self.reconnectDelay = (
@@ -175,6 +182,14 @@ final class ClientCore: Sendable {
     /// within ``quickDropWindow`` of being accepted, the daemon takes it for a takeover.
     static let quickDropsForTakeover = 3
     static let quickDropWindow: Duration = .seconds(10)
+
+    /// With `auto`: the broker refused MQTT 5, so every later connection attempt speaks 3.1.1. True if it
+    /// switched (only once).
+    func fallBackToV311(_ mosq: OpaquePointer) -> Bool {
+        guard requestedVersion == .auto, speaksV5.exchange(false, ordering: .relaxed) else { return false }
+        _ = mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, Int32(MQTT_PROTOCOL_V311))
+        return true
+    }
 
     /// Back to the configured backoff (after a takeover's long pause).
     func restoreReconnectDelay(_ mosq: OpaquePointer) -> Int32 {

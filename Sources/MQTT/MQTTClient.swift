@@ -90,7 +90,7 @@ public final class MQTTClient: Sendable {
                     "\(what): \(MQTTError.mosquitto(rc, "libmosquitto").description)")
             }
         }
-        let version = configuration.protocolVersion == .v5 ? MQTT_PROTOCOL_V5 : MQTT_PROTOCOL_V311
+        let version = configuration.protocolVersion == .v311 ? MQTT_PROTOCOL_V311 : MQTT_PROTOCOL_V5
         try check(
             mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, Int32(version)),
             "protocol \(configuration.protocolVersion.rawValue)")
@@ -133,7 +133,27 @@ public final class MQTTClient: Sendable {
             handle.phase = .started
             return true
         }
-        if begin { connect(attempt: 0) }
+        if begin {
+            core.restartAfterFallback.withLock { restart in
+                restart = { [weak self] in
+                    DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(1)) { [weak self] in
+                        self?.restartLoop()
+                    }
+                }
+            }
+            connect(attempt: 0)
+        }
+    }
+
+    /// Joins the network thread that ended (a protocol error) and connects again from the start.
+    private func restartLoop() {
+        let ended = handle.withLock { handle -> Bool in
+            guard handle.phase == .started, handle.loopStarted, let mosq = handle.mosq else { return false }
+            mosquitto_loop_stop(mosq, false)
+            handle.loopStarted = false
+            return true
+        }
+        if ended { connect(attempt: 0) }
     }
 
     /// One attempt at the first connection. libmosquitto 2.0.11's network thread reconnects only after a
@@ -267,7 +287,7 @@ public final class MQTTClient: Sendable {
             for filter in added {
                 var mid: Int32 = 0
                 if MQTT.subscribe(
-                    mosq, &mid, filter.filter, options: filter.qos, version: configuration.protocolVersion)
+                    mosq, &mid, filter.filter, options: filter.qos, version: core.protocolVersion)
                     == MOSQ_ERR_SUCCESS.rawValue
                 {
                     core.ignoreAck(.subscribe, mid: mid, diesWithConnection: true)
@@ -290,7 +310,7 @@ public final class MQTTClient: Sendable {
             guard let mosq = handle.mosq, handle.phase == .started else { throw notRunning(handle.phase) }
             let epoch = core.epoch
             var mid: Int32 = 0
-            let rc = MQTT.subscribe(mosq, &mid, filter, options: qos, version: configuration.protocolVersion)
+            let rc = MQTT.subscribe(mosq, &mid, filter, options: qos, version: core.protocolVersion)
             guard rc == MOSQ_ERR_SUCCESS.rawValue else { throw MQTTError.mosquitto(rc, "subscribe to '\(filter)'") }
             return (mid, epoch)
         }

@@ -4,6 +4,9 @@ public enum MQTTProtocolVersion: String, Sendable, Equatable, CaseIterable {
     case v311 = "3.1.1"
     /// MQTT 5.
     case v5 = "5"
+    /// MQTT 5 first; MQTT 3.1.1 from the moment a broker refuses 5 ("unacceptable protocol version"), for the rest
+    /// of the client's life.
+    case auto = "auto"
 }
 
 /// A Last Will: the message the broker publishes for the client when the connection ends without a

@@ -45,7 +45,7 @@ private func filters(_ texts: String...) throws -> [TopicFilter] { try texts.map
         #expect(d.mqtt.clientid == "devstatusd")
         #expect(d.mqtt.baseTopic == "home/monitoring")
         #expect(d.mqtt.keepAlive == 60)
-        #expect(d.mqtt.protocolVersion == .v311)
+        #expect(d.mqtt.protocolVersion == .auto)
         #expect(d.mqtt.cafile == "" && d.mqtt.certfile == "" && d.mqtt.keyfile == "")
         #expect(d.http.bind == "127.0.0.1" && d.http.port == 5000)
         #expect(d.http.token == "" && d.http.tokenFile == "")
@@ -280,7 +280,7 @@ private func filters(_ texts: String...) throws -> [TopicFilter] { try texts.map
         #expect(config.operations == OperationSettings(maxQueuedPerDevice: 5, maxAttempts: 1))
     }
 
-    @Test(arguments: [("3.1.1", MQTTProtocolVersion.v311), ("311", .v311), ("5", .v5), ("5.0", .v5)])
+    @Test(arguments: [("3.1.1", MQTTProtocolVersion.v311), ("311", .v311), ("5", .v5), ("5.0", .v5), ("auto", .auto)])
     func protocolAcceptsCommonSpellings(text: String, version: MQTTProtocolVersion) {
         #expect(accept("[mqtt]\nprotocol = \"\(text)\"")?.mqtt.protocolVersion == version)
     }

@@ -215,7 +215,8 @@ struct ConfigParser {
             switch value.string {
             case "3.1.1", "311": m.protocolVersion = .v311
             case "5", "5.0": m.protocolVersion = .v5
-            default: keyError(s, "protocol", "expected \"3.1.1\" or \"5\", found \(describe(value))")
+            case "auto": m.protocolVersion = .auto
+            default: keyError(s, "protocol", "expected \"auto\", \"5\" or \"3.1.1\", found \(describe(value))")
             }
         }
         for key in ["cafile", "certfile", "keyfile"] {

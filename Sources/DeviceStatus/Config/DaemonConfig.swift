@@ -51,7 +51,8 @@ public struct MQTTSettings: Sendable, Equatable {
     public var baseTopic: String
     /// `keepAlive`, default 60 seconds, 5...65535.
     public var keepAlive: Int
-    /// `protocol`, default `"3.1.1"`; `"5"` for MQTT 5 (`"311"` and `"5.0"` are accepted too).
+    /// `protocol`, default `"auto"`: MQTT 5, or 3.1.1 once a broker refuses 5; `"5"` or `"3.1.1"` to insist
+    /// (`"311"` and `"5.0"` are accepted too).
     public var protocolVersion: MQTTProtocolVersion
     /// `cafile`, default `""`: the system CA directory. A PEM file that must exist and be readable.
     public var cafile: String
@@ -63,7 +64,7 @@ public struct MQTTSettings: Sendable, Equatable {
     public init(
         serverAddress: String = "tcp://localhost:1883", user: String = "", password: String = "",
         clientid: String = "devstatusd", baseTopic: String = "home/monitoring", keepAlive: Int = 60,
-        protocolVersion: MQTTProtocolVersion = .v311, cafile: String = "", certfile: String = "", keyfile: String = ""
+        protocolVersion: MQTTProtocolVersion = .auto, cafile: String = "", certfile: String = "", keyfile: String = ""
     ) {
         self.serverAddress = serverAddress
         self.user = user
