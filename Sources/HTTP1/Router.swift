@@ -78,6 +78,14 @@ public struct Router: HTTPResponder {
         let parameterPositions: [Int]
         let hasCatchAll: Bool
 
+        /// POST, PUT, PATCH or DELETE: what `writeCheck` guards (decided once, not per request).
+        var changesState: Bool {
+            switch method {
+            case .post, .put, .patch, .delete: true
+            default: false
+            }
+        }
+
         /// Segments matched by everything but a trailing `*`.
         var fixedCount: Int { hasCatchAll ? pattern.count - 1 : pattern.count }
 
@@ -221,7 +229,7 @@ public struct Router: HTTPResponder {
     }
 
     private func run(_ route: Route, _ request: HTTPRequest) -> HTTPReply {
-        if let writeCheck, [.post, .put, .patch, .delete].contains(route.method), let refusal = writeCheck(request) {
+        if let writeCheck, route.changesState, let refusal = writeCheck(request) {
             var reply = HTTPReply.response(refusal)
             reply.routeTemplate = route.template
             return reply
