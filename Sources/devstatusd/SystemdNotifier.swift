@@ -1,3 +1,4 @@
+import CSysShims
 import DeviceStatus
 import Foundation
 import Logging
