@@ -104,6 +104,11 @@ struct FleetIndex {
     /// Adds a device not in the index without ordering it; `finishAppending()` orders them all, and nothing else may
     /// be called in between.
     mutating func append(_ path: String, _ entry: Entry) {
+        fill(newSlot(path), path: path, entry: entry)
+    }
+
+    /// A slot at the end of every column, holding `path` and no status yet.
+    private mutating func newSlot(_ path: String) -> Int32 {
         let slot = Int32(columns.paths.count)
         columns.paths.append(path)
         columns.states.append(0)
@@ -111,7 +116,7 @@ struct FleetIndex {
         columns.types.append(0)
         columns.since.append(Self.noTime)
         columns.lastSeen.append(Self.noTime)
-        fill(slot, path: path, entry: entry)
+        return slot
     }
 
     /// Orders what `append` added.
@@ -146,13 +151,7 @@ struct FleetIndex {
                 slot = free
                 columns.paths[Int(slot)] = path
             } else {
-                slot = Int32(columns.paths.count)
-                columns.paths.append(path)
-                columns.states.append(0)
-                columns.sources.append(0)
-                columns.types.append(0)
-                columns.since.append(Self.noTime)
-                columns.lastSeen.append(Self.noTime)
+                slot = newSlot(path)
             }
             fill(slot, path: path, entry: entry)
             Self.insert(slot, into: &byKey, columns, .key)
