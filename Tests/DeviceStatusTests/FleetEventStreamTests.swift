@@ -12,7 +12,7 @@ import Testing
 
     static func transition(_ from: DeviceState, _ to: DeviceState, id: String = "ps1") -> DeviceEvent {
         DeviceEvent(
-            key: DeviceKey(type: "type1", id: id), kind: .transition(from: from, to: to), source: "status",
+            key: DeviceKey(type: "type1", id: id), kind: .transition(from: from, to: to), source: "mon",
             reason: to == .online ? "Connect" : "Disconnect", time: 1_700_000_000_000_000_000)
     }
 
@@ -56,7 +56,7 @@ import Testing
         #expect(events[0].id < events[1].id)
         #expect(
             events[0].data
-                == #"{"type":"type1","id":"ps1","from":"online","to":"offline","source":"status","reason":"Disconnect","time":"2023-11-14T22:13:20.000Z"}"#
+                == #"{"type":"type1","id":"ps1","from":"online","to":"offline","source":"mon","reason":"Disconnect","time":"2023-11-14T22:13:20.000Z"}"#
         )
     }
 

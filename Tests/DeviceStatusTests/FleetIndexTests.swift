@@ -70,7 +70,7 @@ import Testing
         let source = ModelSource()
         let types = ["meter", "valve", "Pump", "v"]
         let states = DeviceState.allCases
-        let sources = ["status", "watchdog", nil]
+        let sources = ["mon", "watchdog", nil]
         func randomEntry() -> Entry {
             let time = { () -> Int64? in
                 Int.random(in: 0..<6, using: &generator) == 0 ? nil : Int64.random(in: 0..<40, using: &generator)

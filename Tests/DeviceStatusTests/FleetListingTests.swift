@@ -133,7 +133,7 @@ import Testing
         #expect(devices[0]["status"] as? String == "offline")
         #expect(devices[0]["since"] as? String == "2023-11-14T22:13:20.000Z")
         #expect(devices[0]["lastSeen"] as? String == "2023-11-14T22:13:20.000Z")
-        #expect(devices[0]["source"] as? String == "status")
+        #expect(devices[0]["source"] as? String == "mon")
         #expect(object["nextCursor"] as? String == FleetCursor.encode("t/d00000"))
         #expect(object["counts"] as? [String: Int] == ["online": 1, "offline": 1, "expired": 0, "unknown": 0])
         #expect(object["total"] as? Int == 2)

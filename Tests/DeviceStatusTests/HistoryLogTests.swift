@@ -10,7 +10,7 @@ import Testing
     static let baseTime: Int64 = 1_700_000_000_000_000_000
 
     static func transition(
-        _ from: DeviceState, _ to: DeviceState, at offset: Int64, key: DeviceKey = key, source: String = "status",
+        _ from: DeviceState, _ to: DeviceState, at offset: Int64, key: DeviceKey = key, source: String = "mon",
         reason: String? = "Connect"
     ) -> DeviceEvent {
         DeviceEvent(
@@ -113,7 +113,7 @@ import Testing
         var batch = WriteBatch()
         for index in 0..<130 {
             let entry = HistoryEntry(
-                time: Self.baseTime + Int64(index), from: .online, to: .offline, source: "status", reason: nil)
+                time: Self.baseTime + Int64(index), from: .online, to: .offline, source: "mon", reason: nil)
             batch.put(HistoryLog.key(path: Self.key.path, entry: entry), HistoryLog.encode(entry))
         }
         try store.write(batch)
@@ -122,6 +122,21 @@ import Testing
         log.flush()
         #expect(try Self.storedCount(store, Self.key) == HistoryLog.maximumPerDevice)
         #expect(try log.entries(for: Self.key).first?.time == Self.baseTime + 1000)
+    }
+
+    @Test func readsHistoryWrittenWithTheFormerStatusSourceNameAsMon() throws {
+        let directory = try TemporaryDirectory()
+        let store = try LevelDB(path: directory.file("db"))
+        // As versions before presence conventions wrote it: the status topics' source named "status".
+        var batch = WriteBatch()
+        for (index, source) in ["status", "watchdog"].enumerated() {
+            let entry = HistoryEntry(
+                time: Self.baseTime + Int64(index), from: .offline, to: .online, source: source, reason: nil)
+            batch.put(HistoryLog.key(path: Self.key.path, entry: entry), HistoryLog.encode(entry))
+        }
+        try store.write(batch)
+        let log = HistoryLog(store: store, logger: Logger(label: "test"))
+        #expect(try log.entries(for: Self.key).map(\.source) == ["watchdog", "mon"])
     }
 
     @Test func showsEntriesBeforeTheWriterStoresThem() async throws {

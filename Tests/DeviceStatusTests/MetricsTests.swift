@@ -45,6 +45,8 @@ import Testing
         let lines = await render(metrics)
         #expect(lines.contains(#"devstatusd_messages_total{outcome="accepted"} \#(accepted)"#))
         #expect(lines.contains(#"devstatusd_messages_total{outcome="malformed"} 1"#))
+        #expect(lines.contains(#"devstatusd_source_messages_total{source="mon",outcome="accepted"} \#(accepted)"#))
+        #expect(lines.contains(#"devstatusd_source_messages_total{source="mon",outcome="malformed"} 1"#))
         let offline = registry.table.statusTopicCountsByState()[.offline] ?? 0
         #expect(offline > 0)
         #expect(lines.contains(#"devstatusd_devices{status="offline"} \#(Double(offline))"#))

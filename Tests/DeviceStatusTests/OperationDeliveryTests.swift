@@ -195,7 +195,7 @@ import Testing
         #expect(received.withLock { $0 }.isEmpty)
 
         online.set(lamp, online: true)
-        events.emit(DeviceEvent(key: lamp, kind: .transition(from: .offline, to: .online), source: "status", time: 0))
+        events.emit(DeviceEvent(key: lamp, kind: .transition(from: .offline, to: .online), source: "mon", time: 0))
         #expect(await eventually { received.withLock { $0 } == ["lamp/cmd/1", "lamp/cmd/2"] })
         #expect(delivery.table.operation(for: lamp, id: first.id)?.status == .confirmed)
         // The second waits for its answer; the third waits behind it.

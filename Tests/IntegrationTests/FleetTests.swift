@@ -80,7 +80,7 @@ import Testing
         #expect(entries.map { $0["from"] as? String } == ["offline", "online", "unknown"])
         #expect(entries.map { $0["to"] as? String } == ["online", "offline", "online"])
         #expect(entries.map { $0["reason"] as? String } == ["Connect", "Disconnect", "Connect"])
-        #expect(entries.allSatisfy { $0["source"] as? String == "status" && $0["time"] is String })
+        #expect(entries.allSatisfy { $0["source"] as? String == "mon" && $0["time"] is String })
         #expect(try transitions(daemon, "?limit=1").count == 1)
         #expect(try daemon.get("/devices/type1/hist/history?limit=101").status == 400)
         #expect(try daemon.get("/devices/type1/nobody/history").status == 404)
@@ -109,7 +109,7 @@ import Testing
         let data = try #require(
             try JSONSerialization.jsonObject(with: Data(connected.data.utf8)) as? [String: Any])
         #expect(data["type"] as? String == "type1" && data["id"] as? String == "sse")
-        #expect(data["from"] as? String == "unknown" && data["source"] as? String == "status")
+        #expect(data["from"] as? String == "unknown" && data["source"] as? String == "mon")
         first.close()
 
         // Missed while away: the Disconnect and a Connect of another device.

@@ -11,7 +11,7 @@ public enum DeviceState: String, Sendable, Codable, CaseIterable {
 /// Something that happened to a device: a status transition, or a hello.
 public struct DeviceEvent: Sendable {
     public enum Kind: Sendable, Equatable {
-        /// The device's status changed (`source`: "status" for the status topic, "watchdog" for watch topics, a
+        /// The device's status changed (`source`: "mon" for the status topics, "watchdog" for watch topics, a
         /// preset's name for a presence convention).
         case transition(from: DeviceState, to: DeviceState)
         /// The device's hello topic fired.

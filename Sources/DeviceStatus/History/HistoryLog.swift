@@ -9,7 +9,7 @@ public struct HistoryEntry: Sendable, Equatable {
     public var time: Int64
     public var from: DeviceState
     public var to: DeviceState
-    /// "status" (status topic) or "watchdog" (watch topics).
+    /// "mon" (status topics), "watchdog" (watch topics) or a presence preset's name.
     public var source: String
     public var reason: String?
     /// Orders entries of equal `time` (in the order they were recorded).
@@ -233,7 +233,9 @@ public final class HistoryLog: Sendable {
         guard let from = state(value[0]), let to = state(value[1]) else { return nil }
         let sourceLength = Int(value[2])
         guard value.count >= 3 + sourceLength + 1 else { return nil }
-        let source = String(decoding: UnsafeRawBufferPointer(rebasing: value[3..<(3 + sourceLength)]), as: UTF8.self)
+        var source = String(decoding: UnsafeRawBufferPointer(rebasing: value[3..<(3 + sourceLength)]), as: UTF8.self)
+        // Entries written before presence conventions named the status topics "status": they are `mon`.
+        if source == "status" { source = PresenceSource.mon.name }
         let flag = value[3 + sourceLength]
         let reason =
             flag == 1

@@ -6,7 +6,7 @@ import Synchronization
 ///
 ///     id: 1717171717123456789
 ///     event: status
-///     data: {"type":"type1","id":"ps1","from":"online","to":"offline","source":"status","reason":"Disconnect","time":"…"}
+///     data: {"type":"type1","id":"ps1","from":"online","to":"offline","source":"mon","reason":"Disconnect","time":"…"}
 ///
 /// Ids are wall-clock nanoseconds at publication (kept strictly increasing), so they stay unique and ordered across
 /// daemon restarts. The last `ringCapacity` events are kept in memory: a client reconnecting with `Last-Event-ID`

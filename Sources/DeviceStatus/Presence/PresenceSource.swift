@@ -11,11 +11,12 @@ public enum PresenceSource: UInt8, Sendable, CaseIterable, Hashable {
     case sparkplug = 8
     case lwt = 9
 
-    /// The name used in the rich view, history, events and metrics. The IBM status topics keep the name
-    /// `status` they had before other conventions existed (histories and scripts already hold it).
+    /// The name used in the rich view, history, events and metrics: `mon` for the IBM status topics, the
+    /// preset's name otherwise. (Versions before presence conventions named the status topics `status`; history
+    /// written then is read back as `mon`.)
     public var name: String {
         switch self {
-        case .mon: "status"
+        case .mon: "mon"
         case .tasmota: "tasmota"
         case .esphome: "esphome"
         case .shelly: "shelly"
