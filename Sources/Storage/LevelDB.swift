@@ -69,6 +69,8 @@ public final class LevelDB: Sendable {
 
     /// The directory given at open.
     public let path: String
+    /// Where this store's blocking work runs (synced writes, scans, reopening): see ``DiskExecutor``.
+    public let disk = DiskExecutor()
     private let handle: Handle
 
     /// Opens (by default creating) the database in directory `path`.

@@ -13,9 +13,13 @@ struct StoreService: Service {
 
     func run() async {
         let graceful = (try? await gracefulShutdown()) != nil
-        history.flush()
+        // On the disk queue, after every write queued there before (operation states, history).
+        let (store, history) = (store, history)
         do {
-            try store.write(WriteBatch(), sync: true)
+            try await store.disk.run { () throws(StorageError) in
+                history.flush()
+                try store.write(WriteBatch(), sync: true)
+            }
         } catch {
             logger.error("could not flush the store", metadata: ["error": "\(error)"])
         }

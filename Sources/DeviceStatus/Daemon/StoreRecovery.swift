@@ -39,7 +39,8 @@ final class StoreRecovery: Service {
             var backoff = Self.checkInterval
             while !Task.isCancelled {
                 do {
-                    try store.reopen()
+                    let store = store
+                    try await store.disk.run { () throws(StorageError) in try store.reopen() }
                     break
                 } catch {
                     logger.warning(

@@ -1,4 +1,3 @@
-import Dispatch
 import Logging
 import Storage
 import Synchronization
@@ -43,7 +42,7 @@ public struct HistoryEntry: Sendable, Equatable {
 /// adjacent and in time order.
 ///
 /// `record(_:)` runs on the emitter's actor (the status registry, the watchdog): it only appends to a buffer.
-/// A serial queue writes the buffer as one non-sync batch, and trims a device to `maximumPerDevice` entries on its
+/// The store's disk queue writes the buffer as one non-sync batch, and trims a device to `maximumPerDevice` entries on its
 /// 1st, 17th, 33rd… write since start (a short reverse scan of that device's keys). Reads merge what is still
 /// buffered, so an entry is visible from the moment it is recorded.
 public final class HistoryLog: Sendable {
@@ -75,7 +74,6 @@ public final class HistoryLog: Sendable {
     private let logger: Logger
     private let buffer = Mutex(Buffer())
     private let writer = Mutex(WriterState())
-    private let queue = DispatchQueue(label: "devstatusd.history")
 
     public init(store: LevelDB, logger: Logger) {
         self.store = store
@@ -102,10 +100,10 @@ public final class HistoryLog: Sendable {
             defer { buffer.flushScheduled = true }
             return !buffer.flushScheduled
         }
-        if schedule { queue.async { [self] in flush() } }
+        if schedule { store.disk.submit { [self] in flush() } }
     }
 
-    /// Writes what is buffered now (the writer queue does this by itself; call it before closing the store).
+    /// Writes what is buffered now (the disk queue does this by itself; call it before closing the store).
     public func flush() {
         writer.withLock { state in
             let (taken, dropped) = buffer.withLock { buffer in

@@ -37,7 +37,8 @@ public actor OperationDelivery {
     private var subscribedAckTopics: Set<String> = []
     private var pendingCreates:
         [(operation: Operation, reply: CheckedContinuation<Result<Operation, CreateFailure>, Never>)] = []
-    private var commitScheduled = false
+    /// A group commit is running: creations that arrive meanwhile join its next write.
+    private var committing = false
     private var timer: Task<Void, Never>?
     private var timerDeadline: Int64?
     private let onlineSignals: AsyncStream<DeviceKey>
@@ -75,15 +76,17 @@ public actor OperationDelivery {
     /// while ``run()`` runs.
     /// - Returns: the number of operations loaded.
     @discardableResult
-    public func load() throws -> Int {
-        let (loaded, unreadable) = try store.loadAll()
+    public func load() async throws -> Int {
+        let store = store
+        let (loaded, unreadable) = try await store.database.disk.run { try store.loadAll() }
         if unreadable > 0 {
             logger.warning("skipped unreadable stored operations", metadata: ["count": "\(unreadable)"])
         }
         let now = clock()
         var (book, changes) = OperationBook.recovering(loaded, limits: table.limits, now: now)
         changes += book.advance(to: now)
-        try store.apply(changes, sync: true)
+        let recovering = changes
+        try await store.database.disk.run { () throws(StorageError) in try store.apply(recovering, sync: true) }
         table.replace(with: book)
         let recovered = changes.count {
             if case .store(let o) = $0 { o.lastError?.hasPrefix("interrupted") == true } else { false }
@@ -135,38 +138,44 @@ public actor OperationDelivery {
         }
         return await withCheckedContinuation { reply in
             pendingCreates.append((operation, reply))
-            if !commitScheduled {
-                commitScheduled = true
-                // Runs after the creations already waiting for this actor, so they share the write.
-                Task { commitCreates() }
+            if !committing {
+                committing = true
+                // Runs after the creations already waiting for this actor, so they share the first write.
+                Task { await commitCreates() }
             }
         }
     }
 
-    private func commitCreates() {
-        commitScheduled = false
-        let batch = pendingCreates
-        pendingCreates = []
-        guard !batch.isEmpty else { return }
-        do {
-            try store.apply(batch.map { .store($0.operation) }, sync: true)
-        } catch {
-            logger.error("could not store new operations", metadata: ["error": "\(error)", "count": "\(batch.count)"])
-            table.mutate { book in for entry in batch { book.abandon(entry.operation) } }
-            for entry in batch { entry.reply.resume(returning: .failure(.storage("\(error)"))) }
-            return
-        }
-        table.mutate { book in for entry in batch { book.commit(entry.operation) } }
-        for entry in batch { entry.reply.resume(returning: .success(entry.operation)) }
-        rescheduleTimer()
-        var seen = Set<DeviceKey>()
-        for entry in batch where seen.insert(entry.operation.device).inserted && isOnline(entry.operation.device) {
-            pump(entry.operation.device)
+    /// Writes the waiting creations with one synced write on the disk queue, again and again while more arrive
+    /// during a write (a group commit: one fsync for everything that came meanwhile).
+    private func commitCreates() async {
+        defer { committing = false }
+        while !pendingCreates.isEmpty {
+            let batch = pendingCreates
+            pendingCreates = []
+            let store = store
+            let changes: [OperationBook.Change] = batch.map { .store($0.operation) }
+            do {
+                try await store.database.disk.run { () throws(StorageError) in try store.apply(changes, sync: true) }
+            } catch {
+                logger.error(
+                    "could not store new operations", metadata: ["error": "\(error)", "count": "\(batch.count)"])
+                table.mutate { book in for entry in batch { book.abandon(entry.operation) } }
+                for entry in batch { entry.reply.resume(returning: .failure(.storage("\(error)"))) }
+                continue
+            }
+            table.mutate { book in for entry in batch { book.commit(entry.operation) } }
+            for entry in batch { entry.reply.resume(returning: .success(entry.operation)) }
+            rescheduleTimer()
+            var seen = Set<DeviceKey>()
+            for entry in batch where seen.insert(entry.operation.device).inserted && isOnline(entry.operation.device) {
+                pump(entry.operation.device)
+            }
         }
     }
 
     /// QUEUED → CANCELLED, stored with a synced write; returns the cancelled operation.
-    public func cancel(device: DeviceKey, id: String) -> Result<Operation, CancelFailure> {
+    public func cancel(device: DeviceKey, id: String) async -> Result<Operation, CancelFailure> {
         guard let sequence = Operation.sequence(ofID: id) else { return .failure(.notFound) }
         let now = clock()
         let outcome: (operation: Operation, changes: [OperationBook.Change])
@@ -180,8 +189,11 @@ public actor OperationDelivery {
             case .notQueued(let status): return .failure(.notQueued(status))
             }
         }
+        let store = store
         do {
-            try store.apply(outcome.changes, sync: true)
+            try await store.database.disk.run { () throws(StorageError) in
+                try store.apply(outcome.changes, sync: true)
+            }
         } catch {
             logger.error("could not store a cancellation", metadata: ["error": "\(error)", "operation": "\(id)"])
             return .failure(.storage("\(error)"))
@@ -255,12 +267,19 @@ public actor OperationDelivery {
         }
     }
 
+    /// Stores delivery's state changes, unsynced, on the disk queue: after the synced writes queued before them, so
+    /// every write of an operation lands in the order this actor made it. A crash may lose the last of them; start-up
+    /// recovery returns a SENDING operation to QUEUED (delivery is at least once).
     private func persist(_ changes: [OperationBook.Change]) {
-        do {
-            // Not synced: a process crash keeps what LevelDB has written; start-up recovery covers a lost SENDING.
-            try store.apply(changes, sync: false)
-        } catch {
-            logger.error("could not store operation changes", metadata: ["error": "\(error)"])
+        if !changes.isEmpty {
+            let (store, logger) = (store, logger)
+            store.database.disk.submit {
+                do {
+                    try store.apply(changes, sync: false)
+                } catch {
+                    logger.error("could not store operation changes", metadata: ["error": "\(error)"])
+                }
+            }
         }
         releaseAckTopics(after: changes)
     }

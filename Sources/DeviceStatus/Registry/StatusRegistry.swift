@@ -130,18 +130,22 @@ public actor StatusRegistry {
     /// Loads every stored status into the table. Call once, before the HTTP port opens.
     ///
     /// Reading LevelDB (decompressing, copying out) and filling the dictionary take about as long as each other, so
-    /// a thread of its own reads while this one inserts; the device count stored with every write sizes the
-    /// dictionary up front, so it never rehashes.
+    /// the store's disk queue reads while this actor inserts; the device count stored with every write sizes the
+    /// dictionary up front, so it never rehashes. No thread of the cooperative pool waits for the disk meanwhile.
     /// - Returns: the number of devices loaded.
     @discardableResult
-    public func load() throws -> Int {
+    public func load() async throws -> Int {
         var loaded: [String: StatusRecord] = [:]
-        if let hint = try store.get(Self.countKey).flatMap({ UInt64(String(decoding: $0, as: UTF8.self)) }) {
-            loaded.reserveCapacity(Int(min(hint, 100_000_000)))
-        }
-        let chunks = ChunkChannel<(String, StatusRecord)>()
         let store = store
-        let reader = Thread {
+        let (hint, organization) = try await store.disk.run { () throws(StorageError) in
+            (
+                try store.get(Self.countKey).flatMap { UInt64(String(decoding: $0, as: UTF8.self)) },
+                try store.get(Self.organizationKey).map { String(decoding: $0, as: UTF8.self) }
+            )
+        }
+        if let hint { loaded.reserveCapacity(Int(min(hint, 100_000_000))) }
+        let chunks = ChunkChannel<(String, StatusRecord)>()
+        store.disk.submit {
             var chunk: [(String, StatusRecord)] = []
             chunk.reserveCapacity(ChunkChannel<(String, StatusRecord)>.chunkSize)
             do {
@@ -161,14 +165,11 @@ public actor StatusRegistry {
                 chunks.finish(error: error)
             }
         }
-        reader.start()
-        while let chunk = chunks.take() {
+        while let chunk = await chunks.take() {
             for (path, record) in chunk { loaded[path] = record }
         }
         if let error = chunks.error { throw error }
-        if let stored = try store.get(Self.organizationKey) {
-            learnedOrganization = String(decoding: stored, as: UTF8.self)
-        }
+        if let organization { learnedOrganization = organization }
         if configuredOrganization.isEmpty { table.setOrganization(learnedOrganization) }
         let count = loaded.count
         table.replaceAll(loaded)
