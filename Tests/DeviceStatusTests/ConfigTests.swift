@@ -131,6 +131,7 @@ private func filters(_ texts: String...) throws -> [TopicFilter] { try texts.map
             ("storage", StorageSettings()),
             ("operations", OperationSettings()),
             ("log", LogSettings()),
+            ("availability", AvailabilitySettings()),
         ]
         for (name, model) in models {
             let keys = ConfigLoader.sectionKeys.first { $0.key == name }?.value ?? []
@@ -147,7 +148,7 @@ private func filters(_ texts: String...) throws -> [TopicFilter] { try texts.map
         }
         #expect(
             Set(Mirror(reflecting: ConfigLoader.defaults).children.compactMap(\.label)) == [
-                "mqtt", "http", "status", "storage", "operations", "watched", "presence", "log",
+                "mqtt", "http", "status", "storage", "operations", "watched", "presence", "log", "availability",
             ])
     }
 
@@ -339,11 +340,42 @@ private func filters(_ texts: String...) throws -> [TopicFilter] { try texts.map
             ])
     }
 
+    @Test func availabilitySectionSetsEveryKeyAndNamesBadValues() {
+        let config = accept(
+            "[availability]\npublish = true\nhomeassistant = true\ndiscoveryPrefix = \"ha\"\ntypes = [\"tasmota\", \"z2m\"]\n"
+        )
+        #expect(
+            config?.availability
+                == AvailabilitySettings(
+                    publish: true, homeassistant: true, discoveryPrefix: "ha", types: ["tasmota", "z2m"]))
+        #expect(accept("")?.availability == AvailabilitySettings())
+        #expect(accept("")?.availability.publishesAvailability == false)
+        // Discovery needs the availability topics it points at.
+        #expect(accept("[availability]\nhomeassistant = true\n")?.availability.publishesAvailability == true)
+        #expect(
+            reject(
+                "[availability]\npublish = 1\nhomeassistant = \"yes\"\ndiscoveryPrefix = \"ha/#\"\ntypes = [\"a\", \"a\", \"b/c\", 3]\ntopics = []\n"
+            ) == [
+                "config.toml:2: [availability] publish: expected a boolean (true or false), found an integer (1)",
+                #"config.toml:3: [availability] homeassistant: expected a boolean (true or false), found a string ("yes")"#,
+                #"config.toml:4: [availability] discoveryPrefix: expected a non-empty topic name without wildcards ('+', '#'), found "ha/#""#,
+                #"config.toml:5: [availability] types: "a" is listed twice"#,
+                #"config.toml:5: [availability] types: a device type is one non-empty topic level without '/', '+' or '#', found "b/c""#,
+                "config.toml:5: [availability] types: expected an array of strings, found an integer (3) at index 3",
+                "config.toml:6: [availability] topics: unknown key; valid keys are publish, homeassistant, discoveryPrefix, types",
+            ])
+        #expect(
+            reject("[availability]\ndiscoveryPrefix = \"ha/\"\ntypes = \"tasmota\"\n") == [
+                #"config.toml:2: [availability] discoveryPrefix: must not end with '/' (topics are built as <discoveryPrefix>/binary_sensor/…), found "ha/""#,
+                #"config.toml:3: [availability] types: expected an array of device types (e.g. ["tasmota"]), found a string ("tasmota")"#,
+            ])
+    }
+
     @Test func unknownSectionNamesLineAndValidSections() {
         #expect(
             reject("[mqtt]\n\n[htpp]\nport = 1\n")
                 == [
-                    "config.toml:3: [htpp]: unknown section (did you mean 'http'?); expected [mqtt], [http], [status], [storage], [operations], [log], [device_<name>] or [agent_<name>]"
+                    "config.toml:3: [htpp]: unknown section (did you mean 'http'?); expected [mqtt], [http], [status], [storage], [operations], [log], [availability], [device_<name>] or [agent_<name>]"
                 ])
         #expect(
             reject("[sensor_x]\n").first?.hasPrefix("config.toml:1: [sensor_x]: unknown section; expected [mqtt]")

@@ -29,6 +29,7 @@ public enum ConfigLoader {
         "storage": ["dataDir"],
         "operations": ["maxQueuedPerDevice", "maxAttempts"],
         "log": ["level", "access"],
+        "availability": ["publish", "homeassistant", "discoveryPrefix", "types"],
     ]
     /// Keys of a `[[presence]]` block; the last five only with `preset = "lwt"`.
     public static let presenceKeys = ["preset", "type", "prefix", "topic", "online", "offline", "sleeping", "field"]
@@ -129,7 +130,7 @@ struct ConfigParser {
                     sectionError(
                         name,
                         "unknown section\(suggestion(for: name, among: Self.fixedSections + ["device_<name>", "agent_<name>"])); "
-                            + "expected [mqtt], [http], [status], [storage], [operations], [log], [device_<name>] or [agent_<name>]"
+                            + "expected [mqtt], [http], [status], [storage], [operations], [log], [availability], [device_<name>] or [agent_<name>]"
                     )
                 } else {
                     errors.append(
@@ -151,6 +152,7 @@ struct ConfigParser {
             case "storage": config.storage = parseStorage(section)
             case "operations": config.operations = parseOperations(section)
             case "log": config.log = parseLog(section)
+            case "availability": config.availability = parseAvailability(section)
             default:
                 if let kind, let device = parseWatched(section, kind: kind) {
                     watched.append((locator.line(section: name) ?? .max, device))
@@ -359,6 +361,66 @@ struct ConfigParser {
             }
         }
         return l
+    }
+
+    private mutating func parseAvailability(_ s: Section) -> AvailabilitySettings {
+        var a = AvailabilitySettings()
+        checkKeys(s, allowed: ConfigLoader.sectionKeys.first { $0.key == "availability" }!.value)
+        for key in ["publish", "homeassistant"] {
+            guard let value = s.table[key] else { continue }
+            guard let flag = value.bool else {
+                keyError(s, key, "expected a boolean (true or false), found \(describe(value))")
+                continue
+            }
+            if key == "publish" { a.publish = flag } else { a.homeassistant = flag }
+        }
+        if let prefix = string(s, "discoveryPrefix") {
+            if prefix.isEmpty || !isValidTopicName(prefix) {
+                keyError(
+                    s, "discoveryPrefix",
+                    "expected a non-empty topic name without wildcards ('+', '#'), found \(quote(prefix))")
+            } else if prefix.hasPrefix("$") {
+                keyError(
+                    s, "discoveryPrefix",
+                    "must not start with '$' (brokers reserve those topics), found \(quote(prefix))")
+            } else if prefix.hasSuffix("/") {
+                keyError(
+                    s, "discoveryPrefix",
+                    "must not end with '/' (topics are built as <discoveryPrefix>/binary_sensor/…), found \(quote(prefix))"
+                )
+            } else {
+                a.discoveryPrefix = prefix
+            }
+        }
+        if let value = s.table["types"] {
+            if let array = value.array {
+                var types: [String] = []
+                for (index, element) in array.enumerated() {
+                    guard let type = element.string else {
+                        keyError(
+                            s, "types", "expected an array of strings, found \(describe(element)) at index \(index)")
+                        continue
+                    }
+                    if type.isEmpty
+                        || type.utf8.contains(where: {
+                            $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "#") || $0 == 0
+                        })
+                    {
+                        keyError(
+                            s, "types",
+                            "a device type is one non-empty topic level without '/', '+' or '#', found \(quote(type))")
+                    } else if types.contains(type) {
+                        keyError(s, "types", "\(quote(type)) is listed twice")
+                    } else {
+                        types.append(type)
+                    }
+                }
+                a.types = types
+            } else {
+                keyError(s, "types", "expected an array of device types (e.g. [\"tasmota\"]), found \(describe(value))")
+            }
+        }
+        return a
     }
 
     private mutating func parseOperations(_ s: Section) -> OperationSettings {

@@ -21,6 +21,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var presence: [PresenceSettings] = []
     /// `[log]`: log level and access log; both applied again by a reload.
     public var log: LogSettings = .init()
+    /// `[availability]`: retained availability topics and Home Assistant discovery; applied again by a reload.
+    public var availability: AvailabilitySettings = .init()
 
     public init(
         mqtt: MQTTSettings = .init(), http: HTTPSettings = .init(), status: StatusSettings = .init(),
@@ -236,4 +238,33 @@ public struct LogSettings: Sendable, Equatable {
         guard let level = Logger.Level(rawValue: name), level != .critical else { return nil }
         return level
     }
+}
+
+/// `[availability]`: what devstatusd publishes per device for other tools (Home Assistant among them).
+public struct AvailabilitySettings: Sendable, Equatable {
+    /// `publish`, default false: a retained `B/availability/<type>/<id>` (`online` | `offline`) per device.
+    public var publish: Bool
+    /// `homeassistant`, default false: a Home Assistant MQTT discovery config per device (implies `publish`).
+    public var homeassistant: Bool
+    /// `discoveryPrefix`, default `"homeassistant"` (Home Assistant's own default): a topic name without
+    /// wildcards, not starting with `$`, not ending with `/`.
+    public var discoveryPrefix: String
+    /// `types`, default `[]` (every type): the device types both publications are limited to.
+    public var types: [String]
+
+    public init(
+        publish: Bool = false, homeassistant: Bool = false, discoveryPrefix: String = "homeassistant",
+        types: [String] = []
+    ) {
+        self.publish = publish
+        self.homeassistant = homeassistant
+        self.discoveryPrefix = discoveryPrefix
+        self.types = types
+    }
+
+    /// Whether availability topics are published (`publish`, or `homeassistant`, which needs them).
+    public var publishesAvailability: Bool { publish || homeassistant }
+
+    /// Whether devices of `type` get the publications.
+    public func selects(type: String) -> Bool { types.isEmpty || types.contains(type) }
 }

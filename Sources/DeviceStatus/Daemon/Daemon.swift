@@ -40,13 +40,14 @@ public final class Daemon: Sendable {
     private let watch: WatchService
     private let link: BrokerLink<MQTTClient>
     private let accessLog: AccessLog
+    private let availability: AvailabilityPublisher
     /// The configuration in effect: the start one with what reloads applied.
     private let running: Mutex<DaemonConfig>
 
     private init(
         services: [any Service], metrics: DaemonMetrics, health: ServiceHealth, port: Int, config: DaemonConfig,
         registry: StatusRegistry, watch: WatchService, link: BrokerLink<MQTTClient>, fleet: Fleet,
-        accessLog: AccessLog, logger: Logger
+        accessLog: AccessLog, availability: AvailabilityPublisher, logger: Logger
     ) {
         self.services = services
         self.fleet = fleet
@@ -58,6 +59,7 @@ public final class Daemon: Sendable {
         self.watch = watch
         self.link = link
         self.accessLog = accessLog
+        self.availability = availability
         self.logger = logger
     }
 
@@ -169,6 +171,18 @@ public final class Daemon: Sendable {
         let fleet = Fleet(directory: directory)
         fleet.observe(events)
         fleet.rebuildInBackground()
+        // [availability]: B/availability/<type>/<id> and Home Assistant discovery, from the same judgements.
+        let availability = AvailabilityPublisher(
+            plan: AvailabilityPlan(settings: config.availability, baseTopic: config.mqtt.baseTopic), store: store,
+            client: link.client, state: { directory.judgement(forPath: $0)?.state },
+            everyDevice: {
+                var paths: [String] = []
+                directory.forEachJudgement { path, _ in paths.append(path) }
+                return paths
+            },
+            replayFinished: { readiness.replayFinished }, logger: logger)
+        availability.observe(events)
+        metrics.sample(availability: availability)
         // Devices by overall status (status topic and watchdog together) for the status line and /metrics: from the
         // fleet index, kept from the transitions; only before its first build (the first moments after a start)
         // from a walk.
@@ -219,6 +233,7 @@ public final class Daemon: Sendable {
             link,
             watch,
             operations,
+            availability,
             AgentService(supervisor: agents, client: link.client),
             HTTPService(server: server),
             eventStream,
@@ -226,7 +241,7 @@ public final class Daemon: Sendable {
         ]
         return Daemon(
             services: services, metrics: metrics, health: health, port: port, config: config, registry: registry,
-            watch: watch, link: link, fleet: fleet, accessLog: accessLog, logger: logger)
+            watch: watch, link: link, fleet: fleet, accessLog: accessLog, availability: availability, logger: logger)
     }
 
     /// What a configuration reload changed, and what waits for a restart.
@@ -262,8 +277,9 @@ public final class Daemon: Sendable {
                 logger.error("could not update subscriptions after reload", metadata: ["error": "\(error)"])
             }
             effective.watched = watched
-            // Devices added, removed or joined to another key: judged again in the fleet index.
+            // Devices added, removed or joined to another key: judged again in the fleet index and for availability.
             for device in running.watched + watched { fleet.markChanged(device.type + "/" + device.id) }
+            availability.mark((running.watched + watched).map { $0.type + "/" + $0.id })
             result.applied.append("[device_*]")
             logger.notice(
                 "watched devices reloaded",
@@ -281,6 +297,11 @@ public final class Daemon: Sendable {
             await registry.setClockSkew(ClockSkewLimit(seconds: newConfig.status.maxClockSkew))
             effective.status.maxClockSkew = newConfig.status.maxClockSkew
             result.applied.append("[status] maxClockSkew")
+        }
+        if newConfig.availability != running.availability {
+            availability.update(AvailabilityPlan(settings: newConfig.availability, baseTopic: running.mqtt.baseTopic))
+            effective.availability = newConfig.availability
+            result.applied.append("[availability]")
         }
         if newConfig.log.access != running.log.access {
             accessLog.isEnabled = newConfig.log.access

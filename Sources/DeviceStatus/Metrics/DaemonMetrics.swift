@@ -18,7 +18,8 @@ import Synchronization
 /// `devices{status}`, `http_requests_total{route,code}`, `http_request_duration_seconds{route}`,
 /// `mqtt_connected`, `mqtt_reconnects_total`, `operations{status}`, `agent_restarts_total{agent}`,
 /// `store_write_duration_seconds`, `start_time_seconds`, `build_info{version,revision}`, `store_size_bytes`,
-/// `watched_messages_total{kind}`, `sse_clients`, `http_connections`, `expirations_total`, `recoveries_total`;
+/// `watched_messages_total{kind}`, `sse_clients`, `http_connections`, `expirations_total`, `recoveries_total`,
+/// `availability_publications_total{kind}`, `availability_pending`;
 /// and the standard `process_*` families (``ProcessMetrics``).
 ///
 /// Label values are lowercase throughout (`operations{status="queued"}`), although the API's JSON spells
@@ -93,6 +94,30 @@ public final class DaemonMetrics: Sendable {
             advance(watchedMessages("state"), to: traffic.state.load(ordering: .relaxed))
             advance(watchedMessages("hello"), to: traffic.hello.load(ordering: .relaxed))
         }
+    }
+
+    /// `availability_publications_total{kind}` (acknowledged by the broker: `availability`, `discovery`,
+    /// `cleared`) and `availability_pending` (devices waiting to be looked at), at each scrape.
+    public func sample(availability: AvailabilityPublisher) {
+        let pending = collectors.makeGauge(
+            descriptor: Self.name(
+                "availability_pending", unit: "", help: "Devices whose availability topics wait to be published."))
+        let kinds: [AvailabilityPublication.Kind] = [.availability, .discovery, .cleared]
+        for kind in kinds { _ = availabilityPublications(kind.rawValue) }
+        addSampler { [self] in
+            pending.set(Int64(availability.pending))
+            for kind in kinds {
+                advance(availabilityPublications(kind.rawValue), to: availability.published.value(kind))
+            }
+        }
+    }
+
+    private func availabilityPublications(_ kind: String) -> Counter {
+        collectors.makeCounter(
+            descriptor: Self.name(
+                "availability_publications", unit: "total",
+                help: "Retained availability, discovery and clearing publications acknowledged by the broker."),
+            labels: [("kind", kind)])
     }
 
     /// `sse_clients` and `http_connections`, at each scrape.
