@@ -14,6 +14,8 @@ import Testing
     final class Recorder: BrokerComponent {
         let batches = Mutex<[[String]]>([])
         let connections = Mutex(0)
+        /// How many connections the component had been told of when each batch arrived.
+        let connectionsAtEachBatch = Mutex<[Int]>([])
         let (arrivals, arrivalInput) = AsyncStream.makeStream(of: [String].self)
 
         var subscriptions: [(filter: TopicFilter, qos: UInt8)] { [(try! TopicFilter("a/#"), 0)] }
@@ -21,6 +23,7 @@ import Testing
         func consume(_ messages: [MQTTMessage]) async {
             let topics = messages.map(\.topic)
             batches.withLock { $0.append(topics) }
+            connectionsAtEachBatch.withLock { $0.append(connections.withLock { $0 }) }
             arrivalInput.yield(topics)
         }
 
@@ -120,6 +123,22 @@ import Testing
             #expect(await next("B/sync/me", in: &publications) == second)
             await fixture.clock.waitForSleepers(1)
             #expect(fixture.recorder.connections.withLock { $0 } == 2)
+            shutdown.triggerGracefulShutdown()
+            await running
+        }
+    }
+
+    /// The client's two streams are read by two tasks: a retained replay may be read before its connection's
+    /// event. The components hear of the connection first (the watchdog clears stale expiries with its client).
+    @Test func aBatchReadBeforeItsConnectionEventReachesComponentsAfterTheyWereTold() async throws {
+        let fixture = try Fixture()
+        await testGracefulShutdown { shutdown in
+            async let running: Void = fixture.link.run()
+            var arrivals = fixture.recorder.arrivals.makeAsyncIterator()
+            fixture.connection.deliver([MQTTMessage(topic: "a/1", payload: [])])
+            fixture.connection.connect()
+            #expect(await arrivals.next() == ["a/1"])
+            #expect(fixture.recorder.connectionsAtEachBatch.withLock { $0 } == [1])
             shutdown.triggerGracefulShutdown()
             await running
         }

@@ -64,16 +64,24 @@ struct BrokerLink<Connection: MQTTConnection>: Service {
     func run() async {
         client.start()
         let marker = SyncMarker()
+        // Messages of a connection reach the components only after they were told of it (`brokerConnected`): the
+        // two streams are followed by two tasks, and a retained replay may be read before the connection event.
+        let (introduced, introduce) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         await withDiscardingTaskGroup { group in
-            group.addTask { await ingest(marker: marker) }
-            group.addTask { await followConnection(marker: marker) }
+            group.addTask { await ingest(marker: marker, after: introduced) }
+            group.addTask { await followConnection(marker: marker, introduce: introduce) }
             try? await gracefulShutdown()
             await stop()
         }
     }
 
-    private func ingest(marker: SyncMarker) async {
+    private func ingest(marker: SyncMarker, after introduced: AsyncStream<Void>) async {
+        var waitingForIntroduction = true
         for await batch in client.messageBatches {
+            if waitingForIntroduction {
+                waitingForIntroduction = false
+                for await _ in introduced { break }
+            }
             var markerSeen = false
             var messages = batch
             if let index = messages.firstIndex(where: { $0.topic == syncTopic }) {
@@ -89,7 +97,8 @@ struct BrokerLink<Connection: MQTTConnection>: Service {
         }
     }
 
-    private func followConnection(marker: SyncMarker) async {
+    private func followConnection(marker: SyncMarker, introduce: AsyncStream<Void>.Continuation) async {
+        defer { introduce.finish() }
         await withDiscardingTaskGroup { markers in
             for await event in client.connectionEvents {
                 switch event {
@@ -100,6 +109,7 @@ struct BrokerLink<Connection: MQTTConnection>: Service {
                     marker.current = nonce
                     markers.addTask { await repeatMarker(nonce, marker: marker) }
                     for component in components { await component.brokerConnected(client) }
+                    introduce.yield()
                 case .disconnected(let reason):
                     readiness.mqtt(connected: false)
                     logger.debug("broker connection lost", metadata: ["reason": "\(reason)"])
