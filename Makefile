@@ -40,12 +40,13 @@ release: deps
 run: release
 	scripts/run-local.sh $(CONFIG)
 
-# One test at a time: the integration tests each run a broker and the daemon, and their timing checks (backoff,
-# timeouts, slow clients) need the CPU they were written for; in parallel on 2 cores they starve each other.
+# Tests run in parallel (Swift Testing's default): they wait for events (a message, a logged line, a state), not
+# for time, and each integration test has its own broker, daemon, ports and directories. `swift test --no-parallel`
+# runs them one at a time when a failure needs a quiet log.
 # After the Swift tests: the Debian package is built, checked by lintian and installed into a scratch root.
 test: test-deps check-unit
 	@scripts/build-info.sh
-	swift test --no-parallel
+	swift test
 	$(MAKE) --no-print-directory test-browser
 	$(MAKE) --no-print-directory test-packaging
 

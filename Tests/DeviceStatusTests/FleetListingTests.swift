@@ -200,8 +200,11 @@ import Testing
         #expect(FleetCursor.decode("A") == nil)
     }
 
-    @Test func servesAPageOfAMillionDevicesInOnePass() {
-        let count = 1_000_000
+    /// A large fleet answered from the index in one pass. `DEVSTATUSD_PERF=1` runs it at 1,000,000 devices and
+    /// prints the figures for the README (a release build: `swift test -c release --filter servesAPageOfALargeFleet`);
+    /// by default 20,000 keep the suite quick.
+    @Test func servesAPageOfALargeFleetInOnePass() {
+        let count = ProcessInfo.processInfo.environment["DEVSTATUSD_PERF"] != nil ? 1_000_000 : 20_000
         let table = DeviceTable()
         var changes: [(path: String, record: StatusRecord?)] = []
         changes.reserveCapacity(count)
@@ -241,7 +244,8 @@ import Testing
         #expect(page.total == count)
         #expect(page.counts[.offline] == count / 4)
         #expect(filtered.devices.count == 1000)
-        #expect(searched.total == searchedAgain.total && searched.total > 1000)
+        let matching = (0..<count).count { "type\($0 % 10)/device\($0)".contains("ice99") }
+        #expect(searched.total == matching && searchedAgain.total == matching)
         print(
             "GET /devices at \(count) devices: index built in \(built / .milliseconds(1)) ms; limit 100 page "
                 + "\(elapsed.map { "\($0 / .milliseconds(1)) ms" }); status+type filter, limit 1000: "

@@ -44,7 +44,9 @@ import Testing
         kill(first, SIGKILL)
         let second = try await agentPid(daemon, name, not: first)
         let firstDelay = ContinuousClock.now - firstKill
-        #expect(firstDelay >= .milliseconds(900) && firstDelay < .seconds(3), "first restart after \(firstDelay)")
+        // Not before its backoff. How long after depends on the machine's load: the exact schedule (1 s, then 2 s)
+        // is pinned on a test clock by AgentSupervisorTests.restartsADeadAgentAfterOneThenTwoSecondsOfItsClock.
+        #expect(firstDelay >= .milliseconds(900), "first restart after \(firstDelay)")
         #expect(try agentInfo(daemon, name)?["restarts"] as? Int == 1)
         #expect(ProcessEntry(pid: first) == nil)  // reaped, not a zombie
         #expect(await eventually { taggedProcesses(name).allSatisfy { $0.processGroup == second } })
@@ -54,7 +56,7 @@ import Testing
         kill(second, SIGKILL)
         let third = try await agentPid(daemon, name, not: second)
         let secondDelay = ContinuousClock.now - secondKill
-        #expect(secondDelay >= .milliseconds(1900) && secondDelay < .seconds(4), "second restart after \(secondDelay)")
+        #expect(secondDelay >= .milliseconds(1900), "second restart after \(secondDelay)")
         #expect(try agentInfo(daemon, name)?["restarts"] as? Int == 2)
         #expect(try daemon.get("/metrics").text.contains("agent=\"\(name)\"} 2"))
 

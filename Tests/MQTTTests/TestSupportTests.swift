@@ -127,7 +127,7 @@ import Testing
 /// Accepts one connection on a free port, reads one request head, answers `answer` and closes.
 private final class OneShotServer: Sendable {
     let port: Int
-    private let received: Task<String, Never>
+    private let received: AsyncStream<String>
 
     init(answer: String) throws {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -141,7 +141,11 @@ private final class OneShotServer: Sendable {
             }
         }
         port = Int(UInt16(bigEndian: address.sin_port))
-        received = Task.detached {
+        let (received, delivered) = AsyncStream.makeStream(of: String.self)
+        self.received = received
+        // Blocking accept and recv: on a thread of its own, never on the cooperative pool (whose few threads the
+        // test's own blocking client may hold while it waits for this answer).
+        Thread.detachNewThread {
             let client = accept(fd, nil, nil)
             defer {
                 close(client)
@@ -155,9 +159,13 @@ private final class OneShotServer: Sendable {
                 request += buffer.prefix(n)
             }
             _ = Array(answer.utf8).withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            return String(decoding: request, as: UTF8.self)
+            delivered.yield(String(decoding: request, as: UTF8.self))
+            delivered.finish()
         }
     }
 
-    func request() async -> String { await received.value }
+    func request() async -> String {
+        for await request in received { return request }
+        return ""
+    }
 }

@@ -138,7 +138,7 @@ import Testing
             }
         }
         #expect(hits == 10_000)
-        // 1,000,000 matches; even a debug build does this in well under a second when nothing allocates.
-        #expect(elapsed < .seconds(3), "1M matches took \(elapsed)")
+        // A figure, not a verdict: speed is judged by the benchmarks (`make bench`), never by a timed assertion.
+        print("TopicFilter: 1,000,000 matches in \(elapsed)")
     }
 }
