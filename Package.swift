@@ -92,7 +92,11 @@ let fuzzHarnesses: [(name: String, dependencies: [Target.Dependency])] = [
     ("PresenceDecoderFuzz", ["DeviceStatus"]),
 ]
 if Context.environment["DEVSTATUSD_FUZZ"] == "1" {
-    package.targets += fuzzHarnesses.map {
-        .executableTarget(name: $0.name, dependencies: $0.dependencies, path: "Fuzz", sources: ["\($0.name).swift"])
+    package.targets += fuzzHarnesses.map { harness in
+        .executableTarget(
+            name: harness.name, dependencies: harness.dependencies, path: "Fuzz",
+            // The folder's other files: the other harnesses, their seeds and the runner.
+            exclude: ["seeds", "run.sh"] + fuzzHarnesses.map { "\($0.name).swift" }.filter { $0 != "\(harness.name).swift" },
+            sources: ["\(harness.name).swift"])
     }
 }
