@@ -92,6 +92,8 @@ import Testing
         _ = try #require(await fixture.log.next(containing: "sending SIGKILL", in: &log))
         let exit = try #require(await fixture.log.next(containing: "restarting it", in: &log))
         #expect(exit.message.contains("killed by signal 9"))
+        // Killed on request, after the grace: no crash.
+        #expect(exit.level == .notice)
         fixture.advance(by: .seconds(1))
         #expect(try #require(await starts.next()) - t0 == .seconds(6))
         await fixture.supervisor.stop()

@@ -238,6 +238,9 @@ final class SupervisorLoop: @unchecked Sendable {
         /// `/proc/<pid>/stat` field 22 of the running agent.
         var startTime: UInt64 = 0
         var killAt: ContinuousClock.Instant?
+        /// The supervisor asked the agent to stop (an expiry's SIGTERM, and SIGKILL after the grace): its exit is
+        /// no crash.
+        var stopRequested = false
         var restartAt: ContinuousClock.Instant?
         var restarts = 0
         /// stdout, then stderr.
@@ -548,7 +551,8 @@ final class SupervisorLoop: @unchecked Sendable {
             // No pidfd: an adopted agent is gone when /proc no longer shows it, alive, started at the same time.
             if let stat = ProcFS.stat(pid), !stat.hasExited, stat.startTime == slot.startTime { return }
         }
-        let requested = slot.killAt != nil
+        let requested = slot.stopRequested
+        slot.stopRequested = false
         // The process group outlives its leader: kill what is left so the restart runs alone.
         if slot.leadsGroup { kill(-pid, SIGKILL) }
         if slot.pidfd >= 0 { close(slot.pidfd) }
@@ -570,6 +574,7 @@ final class SupervisorLoop: @unchecked Sendable {
             "agent's watchdog expired; restarting it (restartOnExpire)",
             metadata: ["agent": "\(slot.agent.name)", "pid": "\(pid)"])
         kill(slot.leadsGroup ? -pid : pid, SIGTERM)
+        slot.stopRequested = true
         slot.killAt = now + supervisor.terminationGrace
     }
 
