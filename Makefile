@@ -7,7 +7,7 @@ CONFIG ?= config.toml.example
 PREFIX ?= /usr/local
 
 .PHONY: all deps bench-deps test-deps build release run test test-browser test-packaging bench fuzz install install-files deb \
-	check-unit clean
+	check-unit clean screenshots
 
 all: build
 
@@ -50,9 +50,16 @@ test: test-deps check-unit
 	$(MAKE) --no-print-directory test-browser
 	$(MAKE) --no-print-directory test-packaging
 
-# The dashboard in headless Chromium against the debug build, a real broker and daemon; writes the screenshots
-# the README shows (docs/dashboard*.png). Debian's python3, which has python3-selenium.
+# The dashboard in headless Chromium against the debug build, a real broker and daemon. Debian's python3, which
+# has python3-selenium. The screenshots are taken into a temporary directory, so that a test run leaves the tree as
+# it was (a package built after it is not "-dirty"); `make screenshots` writes the README's (docs/dashboard*.png).
 test-browser: test-deps
+	swift build
+	shots=$$(mktemp -d /tmp/devstatusd-screenshots.XXXXXX); \
+	/usr/bin/python3 Tests/Browser/dashboard_test.py "$$(swift build --show-bin-path)/devstatusd" --screenshots "$$shots"; \
+	status=$$?; rm -rf "$$shots"; exit $$status
+
+screenshots: test-deps
 	swift build
 	/usr/bin/python3 Tests/Browser/dashboard_test.py "$$(swift build --show-bin-path)/devstatusd" --screenshots docs
 
