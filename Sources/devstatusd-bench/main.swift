@@ -5,7 +5,7 @@ import Storage
 import TestSupport
 
 // `make bench`'s measurements of the core (issue 2), each printed beside a reference measured in the same run.
-// Usage: devstatusd-bench <ingest|presence|retained|memory|restart|watchdog|all> [--daemon PATH] [--devices N] [--messages N]
+// Usage: devstatusd-bench <ingest|presence|retained|memory|restart|watchdog|availability|all> [--daemon PATH] [--devices N] [--messages N]
 
 let arguments = CommandLine.arguments.dropFirst()
 let mode = arguments.first ?? "all"
@@ -488,6 +488,118 @@ func watchdog() async throws {
     )
 }
 
+/// `[availability]` with Home Assistant discovery at 100,000 devices, beside the same run without it: two waves of
+/// 100,000 live status messages (every device connects, then every device disconnects), each timed until the last
+/// is answered (ingestion while the availability publisher works), and the time until every device's discovery
+/// config and final `offline` reached a subscriber.
+func availability() async throws {
+    let devices = option("--devices", 100_000)
+    let base = "home/monitoring"
+    func run(homeassistant: Bool) async throws -> (waves: [Duration], topics: Duration?, published: Int) {
+        let broker = try await MosquittoBroker(extraConfig: ["max_queued_messages 1000000"])
+        let directory = try TemporaryDirectory(prefix: "bench-availability")
+        let config = homeassistant ? "[availability]\nhomeassistant = true\n" : ""
+        let (daemon, port) = try startDaemon(
+            broker: broker, data: directory.file("data"), directory: directory, config: config)
+        guard waitUntil({ body(port, "/readyz")?.contains("\"ready\"") == true }) else {
+            throw TestSupportError("daemon not ready")
+        }
+        // What Home Assistant would see: every availability and discovery topic, last payload per topic.
+        let seen = TopicTally(base: base)
+        let subscriber = try MQTTClient(
+            configuration: MQTTConfiguration(broker: BrokerURL(parsing: broker.url), clientID: "bench-ha"))
+        subscriber.start()
+        guard waitUntil(timeout: .seconds(10), { subscriber.isConnected }) else {
+            throw TestSupportError("subscriber not connected")
+        }
+        let reader = Task { for await batch in subscriber.messageBatches { seen.add(batch) } }
+        try await subscriber.subscribe("\(base)/availability/#", qos: 1)
+        try await subscriber.subscribe("homeassistant/#", qos: 1)
+        let client = try await publisher(broker)
+        let start = ContinuousClock.now
+        var waves: [Duration] = []
+        for (wave, action) in ["Connect", "Disconnect"].enumerated() {
+            let waveStart = ContinuousClock.now
+            for device in 0..<devices {
+                let type = "bench\(device % 10)"
+                let time = timeString(wave * devices + device)
+                var payload = disconnect(type: type, id: "d\(device)", time: time)
+                if action == "Connect" {
+                    payload = Array(
+                        #"{"ClientID":"d:7gnple:\#(type):d\#(device)","Time":"\#(time)","Action":"Connect"}"#.utf8)
+                }
+                client.publishNoWait(topic: "iot-2/type/\(type)/id/d\(device)/mon", payload: payload)
+            }
+            let last = devices - 1
+            let lastTime = timeString(wave * devices + last)
+            guard waitUntil({ body(port, "/bench\(last % 10)/d\(last)")?.contains(lastTime) == true }) else {
+                throw TestSupportError("wave \(wave) not ingested")
+            }
+            waves.append(ContinuousClock.now - waveStart)
+        }
+        var topics: Duration?
+        if homeassistant {
+            if waitUntil(timeout: .seconds(600), { seen.complete(devices: devices) }) {
+                topics = ContinuousClock.now - start
+            }
+        }
+        let published = seen.count
+        reader.cancel()
+        await subscriber.stop()
+        await client.stop()
+        _ = await daemon.stop(grace: .seconds(5))
+        return (waves, topics, published)
+    }
+    let reference = try await run(homeassistant: false)
+    let measured = try await run(homeassistant: true)
+    func rate(_ duration: Duration) -> String { "\(Int(Double(devices) / seconds(duration))) msg/s" }
+    for wave in 0..<2 {
+        print(
+            "availability: ingestion wave \(wave + 1) (\(devices) devices \(wave == 0 ? "connect" : "disconnect")): "
+                + "with [availability] homeassistant \(format(seconds(measured.waves[wave]))) s (\(rate(measured.waves[wave]))), "
+                + "without \(format(seconds(reference.waves[wave]))) s (\(rate(reference.waves[wave]))), ratio "
+                + format(seconds(reference.waves[wave]) / seconds(measured.waves[wave])))
+    }
+    let load =
+        (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3)
+        .joined(separator: " ") ?? "?"
+    print(
+        "availability: every discovery config and final offline of \(devices) devices received \(measured.topics.map { format(seconds($0)) + " s" } ?? "NOT within 600 s") "
+            + "after the first wave began; \(measured.published) messages on the availability and discovery topics; "
+            + "load average \(load)")
+}
+
+/// Last payload per availability / discovery topic, as a subscriber sees them.
+final class TopicTally: @unchecked Sendable {
+    private let lock = NSLock()
+    private var offline = 0
+    private var configs = 0
+    private var values: [String: Bool] = [:]
+    private var messages = 0
+    let availabilityPrefix: String
+
+    init(base: String) { availabilityPrefix = base + "/availability/" }
+
+    func add(_ batch: [MQTTMessage]) {
+        lock.withLock {
+            for message in batch {
+                messages += 1
+                if message.topic.hasPrefix(availabilityPrefix) {
+                    let isOffline = message.payload == Array("offline".utf8)
+                    let was = values.updateValue(isOffline, forKey: message.topic)
+                    if was == true { offline -= 1 }
+                    if isOffline { offline += 1 }
+                } else if message.topic.hasPrefix("homeassistant/"), !message.payload.isEmpty {
+                    configs += 1
+                }
+            }
+        }
+    }
+
+    func complete(devices: Int) -> Bool { lock.withLock { offline >= devices && configs >= devices } }
+    var count: Int { lock.withLock { messages } }
+}
+
 final class ArrivalLog: @unchecked Sendable {
     private let lock = NSLock()
     private var entries: [(String, Int64)] = []
@@ -501,6 +613,7 @@ case "presence": try await presenceIngest()
 case "retained": try await retained()
 case "memory", "restart": try await memoryAndRestart()
 case "watchdog": try await watchdog()
+case "availability": try await availability()
 case "seed":
     // devstatusd-bench seed DIR [--devices N] [--http-names]: a data directory with N Disconnect-sized statuses.
     try seed(
@@ -512,9 +625,10 @@ case "all":
     try await retained()
     try await memoryAndRestart()
     try await watchdog()
+    try await availability()
 default:
     print(
-        "usage: devstatusd-bench <ingest|presence|retained|memory|restart|watchdog|all> [--daemon PATH] [--devices N] [--messages N]"
+        "usage: devstatusd-bench <ingest|presence|retained|memory|restart|watchdog|availability|all> [--daemon PATH] [--devices N] [--messages N]"
     )
     exit(1)
 }

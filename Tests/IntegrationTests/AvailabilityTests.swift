@@ -178,4 +178,49 @@ import Testing
         await client.stop()
         #expect(await daemon.stop() == .exited(0))
     }
+
+    @Test func aWatchedDeviceReadsOfflineUntilHeardFromThenOnline() async throws {
+        let broker = try await MosquittoBroker()
+        let client = try await connectedClient(broker)
+        let config = """
+            [availability]
+            publish = true
+
+            [device_esp04]
+            watchTimeOut = 60
+            watchTopics = "home/esp04/sensors/#"
+            """
+        let daemon = try await Daemon(brokerURL: broker.url, config: config)
+        // In its grace period, never heard from: unknown, which reads offline.
+        #expect(await Self.retained(broker, Self.availability("device", "esp04"), becomes: "offline"))
+        try await client.publish("home/esp04/sensors/temperature", "21.5")
+        #expect(await Self.retained(broker, Self.availability("device", "esp04"), becomes: "online"))
+        await client.stop()
+        #expect(await daemon.stop() == .exited(0))
+    }
+
+    @Test func aReloadPublishesNewlySelectedTypesAndClearsDeselectedOnes() async throws {
+        let broker = try await MosquittoBroker()
+        let client = try await connectedClient(broker)
+        let directory = try TemporaryDirectory(prefix: "devstatusd-availability-reload")
+        let daemon = try await Daemon(
+            brokerURL: broker.url, config: Self.config(types: ["type1"]), directory: directory)
+        try await client.publish(
+            monTopic("type1", "a"), mon("Connect", "2020-05-01T10:00:00.000Z", id: "a"), retain: true)
+        try await client.publish(
+            monTopic("type2", "b"), mon("Connect", "2020-05-01T10:00:00.000Z", type: "type2", id: "b"), retain: true)
+        #expect(await Self.retained(broker, Self.availability("type1", "a"), becomes: "online"))
+
+        try Self.config(types: ["type2"]).write(
+            toFile: directory.file("config.toml"), atomically: true, encoding: .utf8)
+        kill(daemon.process.pid, SIGHUP)
+        #expect(await Self.retained(broker, Self.availability("type2", "b"), becomes: "online"))
+        #expect(await Self.retained(broker, Self.availability("type1", "a"), becomes: nil))
+        let configs = try await retainedNow(broker, "homeassistant/#")
+        #expect(Set(configs.keys) == ["homeassistant/binary_sensor/devstatusd_type2_b/config"])
+        #expect(
+            await eventually { daemon.log.contains("configuration reloaded applied=[availability]") }, "\(daemon.log)")
+        await client.stop()
+        #expect(await daemon.stop() == .exited(0))
+    }
 }

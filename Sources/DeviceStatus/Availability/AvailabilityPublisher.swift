@@ -146,10 +146,14 @@ public final class AvailabilityPublisher: Service, Sendable {
 
     /// `paths` may have changed (e.g. watched devices added or removed by a reload).
     public func mark(_ paths: [String]) {
-        queue.withLock { queue in
+        // Called on the status registry's path for every event: the publisher is woken only when the queue was
+        // empty (it drains the queue before it waits again).
+        let wasEmpty = queue.withLock { queue in
+            let wasEmpty = queue.count == 0
             for path in paths { queue.append(path) }
+            return wasEmpty
         }
-        wakeInput.yield()
+        if wasEmpty { wakeInput.yield() }
     }
 
     public func run() async throws {
