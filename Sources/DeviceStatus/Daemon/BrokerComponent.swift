@@ -11,10 +11,14 @@ public protocol BrokerComponent: Sendable {
     func consume(_ messages: [MQTTMessage]) async
     /// Called after every (re)connect, once the subscriptions are requested.
     func brokerConnected(_ client: any MQTTPublishing) async
+    /// Returns once everything consumed so far has taken effect (a component may still be storing batches it
+    /// consumed): the link waits for it before it calls the retained replay through.
+    func drain() async
 }
 
 extension BrokerComponent {
     public func brokerConnected(_ client: any MQTTPublishing) async {}
+    public func drain() async {}
 }
 
 extension StatusRegistry: BrokerComponent {
@@ -24,5 +28,6 @@ extension StatusRegistry: BrokerComponent {
         topics.filters.map { ($0, 0) }
     }
 
-    public func consume(_ messages: [MQTTMessage]) async { ingest(messages) }
+    /// Judges the batch and goes on to the next while it is stored (see `drain()`).
+    public func consume(_ messages: [MQTTMessage]) async { await consumeBatch(messages) }
 }

@@ -91,6 +91,8 @@ struct BrokerLink<Connection: MQTTConnection>: Service {
             }
             for component in components { await component.consume(messages) }
             if markerSeen, !readiness.replayFinished {
+                // Through once the components serve what came before the marker, not merely received it.
+                for component in components { await component.drain() }
                 readiness.replayDidFinish()
                 logger.info("retained replay received; ready")
             }

@@ -12,7 +12,8 @@ extension DeviceKey {
 enum TransitionLog {
     static func observe(_ events: DeviceEvents, logger: Logger) {
         events.observe { event in
-            guard case .transition(let from, let to) = event.kind else { return }
+            // A retained replay is a transition per device: build no metadata that the level discards.
+            guard logger.logLevel <= .debug, case .transition(let from, let to) = event.kind else { return }
             var metadata = event.key.logMetadata
             metadata["from"] = "\(from.rawValue)"
             metadata["to"] = "\(to.rawValue)"

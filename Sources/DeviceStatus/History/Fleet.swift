@@ -12,7 +12,7 @@ import Synchronization
 ///
 /// Thread-safe; reads wait for the first build.
 public final class Fleet: Sendable {
-    /// Changed devices judged on the emitter's thread once this many wait: bounds the set between reads.
+    /// Changed devices are judged on a thread of their own once this many wait: bounds the set between reads.
     static let changedLimit = 16_384
 
     private struct State {
@@ -35,6 +35,8 @@ public final class Fleet: Sendable {
 
     private let state = Mutex(State())
     private let changed = Mutex(Set<String>())
+    /// Whether a settle of the changed devices is queued or running on `builder`.
+    private let settling = Atomic(false)
     private let firstBuild = DispatchSemaphore(value: 0)
     private let judge: @Sendable (String) -> FleetEntry?
     private let everything: @Sendable (_ body: (String, FleetEntry) -> Void) -> Void
@@ -68,7 +70,16 @@ public final class Fleet: Sendable {
             set.insert(path)
             return set.count
         }
-        if pending >= Self.changedLimit, state.withLock({ $0.built }) { settle() }
+        // Judged apart from the emitter (the status registry, in the middle of a retained replay, would otherwise
+        // spend a tenth of its time here); one settle in flight at a time.
+        if pending >= Self.changedLimit, state.withLock({ $0.built }),
+            settling.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        {
+            Self.builder.async { [self] in
+                settle()
+                settling.store(false, ordering: .releasing)
+            }
+        }
     }
 
     /// (Re)builds the index from every known device: once at start, and when the configured devices change. Devices

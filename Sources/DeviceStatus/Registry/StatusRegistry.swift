@@ -6,9 +6,10 @@ import Storage
 /// Every device's status from the IBM-style status topics and the presence conventions of `[[presence]]`.
 ///
 /// A topic index maps each message once to its decoder and device; the decoder turns the bytes into an
-/// `Observation`; this actor judges it by its source's ordering model, persists each accepted change in LevelDB
-/// (one write batch per message batch: a group commit), counts outcomes by source, announces transitions, and
-/// publishes the result to a `DeviceTable` that HTTP threads read without awaiting it. It knows no format.
+/// `Observation`; this actor judges it by its source's ordering model and counts outcomes by source. Each batch's
+/// accepted changes then go to a `StatusCommitter`, which on a thread of its own persists them in LevelDB (one write
+/// batch per message batch: a group commit), publishes them to a `DeviceTable` that HTTP threads read without
+/// awaiting anything, and announces the transitions — while this actor judges the next batch. It knows no format.
 public actor StatusRegistry {
     /// What became of each status message; the labels are `/metrics`' `outcome` values.
     public struct Counters: Sendable, Equatable {
@@ -75,16 +76,19 @@ public actor StatusRegistry {
     private var learnedOrganization = ""
     private var logger: Logger
     private var malformedLog: RateLimitedLog
-    public private(set) var counters = Counters()
-    private let events: DeviceEvents?
-    private let onStoreWrite: (@Sendable (Duration) -> Void)?
+    /// Outcomes of the messages judged so far, and the store's failed writes.
+    public var counters: Counters {
+        var counters = judged
+        counters.storeErrors = committer.errors
+        return counters
+    }
+    private var judged = Counters()
+    /// Stores, serves and announces judged batches while the next is judged.
+    private let committer: StatusCommitter
     /// `[status] maxClockSkew`: how far ahead of `clock` a `Time` may lie.
     private var clockSkew: ClockSkewLimit
     /// Wall-clock nanoseconds: what `Time` is judged against and what events are stamped with.
     private let clock: @Sendable () -> Int64
-    /// Devices whose status changed in memory but could not be stored (the store failed): written with the next
-    /// batch the store takes, or by `storeUnsaved()` once it is back.
-    private var unsaved: Set<String> = []
 
     /// - Parameters:
     ///   - organization: `[status] org`; "" (the default) means learn it from the client ids of messages.
@@ -101,8 +105,8 @@ public actor StatusRegistry {
     ) {
         self.clockSkew = clockSkew
         self.clock = clock
-        self.events = events
-        self.onStoreWrite = onStoreWrite
+        self.committer = StatusCommitter(
+            store: store, table: table, events: events, logger: logger, onStoreWrite: onStoreWrite, clock: clock)
         self.store = store
         self.table = table
         self.patterns = patterns
@@ -176,9 +180,24 @@ public actor StatusRegistry {
         return count
     }
 
-    /// Applies a batch of messages from the status and presence topics, in order, and stores the result in one
-    /// write. Messages on other topics are ignored.
-    public func ingest(_ messages: [MQTTMessage]) {
+    /// Applies a batch of messages from the status and presence topics, in order, stores the result in one write
+    /// and returns once the table serves it. Messages on other topics are ignored.
+    public func ingest(_ messages: [MQTTMessage]) async {
+        _ = judge(messages)
+        await committer.drain()
+    }
+
+    /// Judges a batch and hands it to the committer, without waiting for it to be stored (the next batch is judged
+    /// meanwhile) unless the committer has fallen behind by several batches.
+    func consumeBatch(_ messages: [MQTTMessage]) async {
+        if judge(messages) { await committer.drain() }
+    }
+
+    /// Returns once every batch judged so far is stored and served (the table answers it).
+    public func drain() async { await committer.drain() }
+
+    /// Judges `messages` and submits the changes; returns whether the committer asks to wait.
+    private func judge(_ messages: [MQTTMessage]) -> Bool {
         var changes = Changes(organization: learnedOrganization)
         let now = clock()
         let context = DecodeContext(now: now, clockSkew: clockSkew)
@@ -197,9 +216,9 @@ public actor StatusRegistry {
             case .observation(let observation):
                 apply(observation, retained: message.retain, now: now, into: &changes)
             case .ignored(let outcome):
-                counters.count(decoder.source, outcome)
+                judged.count(decoder.source, outcome)
             case .malformed(let error):
-                counters.count(decoder.source, "malformed")
+                judged.count(decoder.source, "malformed")
                 if let suppressed = malformedLog.admit(now: .now) {
                     logger.warning(
                         "dropped malformed status payload",
@@ -210,36 +229,35 @@ public actor StatusRegistry {
                 }
             }
         }
-        commit(changes)
+        return commit(changes)
     }
 
     /// What one batch changes, before it is stored and announced.
     struct Changes {
-        var batch = WriteBatch()
-        var records: [(path: String, record: StatusRecord?)] = []
-        var transitions: [(path: String, from: DeviceState, to: DeviceState, source: PresenceSource, reason: String?)] =
-            []
-        /// Devices heard from without a change of status (their last-seen time moved).
-        var seen: [(path: String, source: PresenceSource)] = []
-        /// Several messages of one batch may concern the same device: each is judged against the latest.
-        var pending: [String: StatusRecord?] = [:]
+        var judged = StatusCommitter.Batch()
         var organization: String
 
         init(organization: String) { self.organization = organization }
 
+        /// Several messages of one batch may concern the same device: each is judged against the latest.
+        var pending: [String: StatusRecord?] { judged.pending }
+
         mutating func set(_ path: String, _ record: StatusRecord?) {
-            pending[path] = .some(record)
-            records.append((path, record))
-            if let record {
-                batch.put(StatusRegistry.statusPrefix + Array(path.utf8), record.encoded)
-            } else {
-                batch.delete(StatusRegistry.statusPrefix + Array(path.utf8))
-            }
+            judged.pending[path] = .some(record)
+            judged.records.append((path, record))
+        }
+
+        mutating func transition(
+            _ path: String, _ from: DeviceState, _ to: DeviceState, _ source: PresenceSource, _ reason: String?
+        ) {
+            judged.transitions.append((path, from, to, source, reason))
         }
     }
 
+    /// What the device's status is for the next message: this batch's latest, else what earlier batches left (in
+    /// flight to the store, or served).
     private func current(_ path: String, _ changes: Changes) -> StatusRecord? {
-        changes.pending[path] ?? table.record(forPath: path)
+        changes.judged.pending[path] ?? committer.record(forPath: path)
     }
 
     /// Judges one observation by its source's ordering model against what is stored, and records the outcome.
@@ -250,10 +268,10 @@ public actor StatusRegistry {
         let own = current.flatMap { $0.source == observation.source ? $0 : nil }
         let source = observation.source
         guard case .set(let status) = observation.status else {
-            counters.count(source, "deleted")
+            judged.count(source, "deleted")
             guard let own else { return }
             changes.set(path, nil)
-            changes.transitions.append((path, Self.state(of: own), .unknown, source, "status cleared"))
+            changes.transition(path, Self.state(of: own), .unknown, source, "status cleared")
             return
         }
         let decision: OrderingDecision
@@ -270,7 +288,7 @@ public actor StatusRegistry {
                 stored: own.map { ($0.status, $0.reason) }, incoming: status, reason: reason)
             reason = ArrivalOrdering.reason(reason, retained: retained)
         }
-        counters.count(source, decision.outcome)
+        judged.count(source, decision.outcome)
         guard decision == .accept || decision == .restate else { return }
         let record = StatusRecord(
             source: source, status: status,
@@ -278,9 +296,9 @@ public actor StatusRegistry {
             sequence: observation.sequence ?? own?.sequence ?? 0, reason: reason, payload: observation.payload)
         changes.set(path, record)
         if current?.status != status {
-            changes.transitions.append((path, Self.state(of: current), status.state, source, reason))
+            changes.transition(path, Self.state(of: current), status.state, source, reason)
         } else {
-            changes.seen.append((path, source))
+            changes.judged.seen.append((path, source))
         }
         if observation.cascades, status != .online {
             cascade(from: observation.key, status: status, record: record, into: &changes)
@@ -298,7 +316,8 @@ public actor StatusRegistry {
         table.forEachStatus { path, _ in
             if path.hasPrefix(prefix) { children.append(path) }
         }
-        for (path, _) in changes.pending where path.hasPrefix(prefix) && !children.contains(path) {
+        for path in committer.pathsInFlight() + Array(changes.pending.keys)
+        where path.hasPrefix(prefix) && !children.contains(path) {
             children.append(path)
         }
         for path in children.sorted() {
@@ -310,90 +329,25 @@ public actor StatusRegistry {
                 source: child.source, status: status, time: record.time, sequence: child.sequence, reason: reason,
                 payload: child.payload)
             changes.set(path, updated)
-            changes.transitions.append((path, child.status.state, status.state, child.source, reason))
+            changes.transition(path, child.status.state, status.state, child.source, reason)
         }
     }
 
-    private func commit(_ changes: Changes) {
-        var batch = changes.batch
+    /// Hands the batch's changes (and a newly learned organization) to the committer; returns whether to wait.
+    private func commit(_ changes: Changes) -> Bool {
+        var judged = changes.judged
         if changes.organization != learnedOrganization {
             learnedOrganization = changes.organization
-            batch.put(Self.organizationKey, Array(changes.organization.utf8))
-            table.setOrganization(changes.organization)
+            judged.organization = changes.organization
         }
-        guard !changes.records.isEmpty else {
-            if !batch.isEmpty { write(batch, paths: []) }
-            return
-        }
-        // Written before the table serves it: a status answered once is found again after a crash of the daemon.
-        var count = table.count
-        for (path, record) in changes.pending {
-            count += (record == nil ? 0 : 1) - (table.record(forPath: path) == nil ? 0 : 1)
-        }
-        addUnsaved(to: &batch, except: changes.pending)
-        batch.put(Self.countKey, Array("\(count)".utf8))
-        write(batch, paths: changes.records.map(\.path))
-        table.apply(changes.records)
-        if let events, !changes.transitions.isEmpty || !changes.seen.isEmpty {
-            let now = clock()
-            for (path, source) in changes.seen {
-                guard let key = DeviceKey(storedPath: path) else { continue }
-                events.emit(DeviceEvent(key: key, kind: .seen, source: source.name, time: now))
-            }
-            for transition in changes.transitions {
-                guard let key = DeviceKey(storedPath: transition.path) else { continue }
-                events.emit(
-                    DeviceEvent(
-                        key: key, kind: .transition(from: transition.from, to: transition.to),
-                        source: transition.source.name, reason: transition.reason, time: now))
-            }
-        }
-    }
-
-    /// Writes `batch`, which changes the statuses of `paths`. A failed write leaves them unsaved: the next write the
-    /// store takes carries them.
-    private func write(_ batch: WriteBatch, paths: [String]) {
-        let writeStarted = ContinuousClock.now
-        do {
-            try store.write(batch, sync: false)
-            onStoreWrite?(ContinuousClock.now - writeStarted)
-            unsaved.removeAll()
-        } catch {
-            counters.storeErrors += 1
-            unsaved.formUnion(paths)
-            logger.error(
-                "could not persist status changes", metadata: ["error": "\(error)", "unsaved": "\(unsaved.count)"])
-        }
+        guard !judged.records.isEmpty || judged.organization != nil else { return false }
+        return committer.submit(judged)
     }
 
     /// Writes the statuses that changed while the store refused writes (call once it is back). Returns how many.
     @discardableResult
-    public func storeUnsaved() -> Int {
-        guard !unsaved.isEmpty else { return 0 }
-        var batch = WriteBatch()
-        addUnsaved(to: &batch)
-        batch.put(Self.countKey, Array("\(table.count)".utf8))
-        do {
-            try store.write(batch, sync: false)
-        } catch {
-            counters.storeErrors += 1
-            logger.error(
-                "could not persist status changes", metadata: ["error": "\(error)", "unsaved": "\(unsaved.count)"])
-            return 0
-        }
-        defer { unsaved.removeAll() }
-        return unsaved.count
-    }
-
-    /// Adds each unsaved device's current status (or its deletion) to `batch`, but for those `changes` writes.
-    private func addUnsaved(to batch: inout WriteBatch, except changes: [String: StatusRecord?] = [:]) {
-        for path in unsaved where changes[path] == nil {
-            if let record = table.record(forPath: path) {
-                batch.put(Self.statusPrefix + Array(path.utf8), record.encoded)
-            } else {
-                batch.delete(Self.statusPrefix + Array(path.utf8))
-            }
-        }
+    public func storeUnsaved() async -> Int {
+        await committer.storeUnsaved()
     }
 
     /// What a status record says of the device.

@@ -261,6 +261,31 @@ struct MonFieldScanner {
         return hasEscapes ? Self.unescape(text) : text
     }
 
+    /// Validates a JSON string starting at its opening quote and steps over it without decoding it: most of a
+    /// status payload's members are skipped, and building a String for each cost an allocation.
+    private mutating func skipString() throws(MalformedPayload) {
+        let start = index + 1
+        var end = start
+        var ascii = true
+        while end < bytes.count {
+            let byte = bytes[end]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+            if byte >= 0x80 { ascii = false }
+            end += 1
+        }
+        guard end < bytes.count, bytes[end] == UInt8(ascii: "\"") else {
+            // Escapes or an error: the general path validates.
+            _ = try readString()
+            return
+        }
+        index = end + 1
+        if !ascii {
+            guard String(validating: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self) != nil else {
+                throw fail("invalid UTF-8")
+            }
+        }
+    }
+
     private func hexValue(_ byte: UInt8) -> UInt32? {
         switch byte {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): UInt32(byte - UInt8(ascii: "0"))
@@ -313,7 +338,7 @@ struct MonFieldScanner {
         guard let byte = peek() else { throw fail("expected a value") }
         switch byte {
         case UInt8(ascii: "\""):
-            _ = try readString()
+            try skipString()
         case UInt8(ascii: "{"):
             index += 1
             skipWhitespace()
@@ -324,7 +349,7 @@ struct MonFieldScanner {
             while true {
                 skipWhitespace()
                 guard peek() == UInt8(ascii: "\"") else { throw fail("expected a member name") }
-                _ = try readString()
+                try skipString()
                 skipWhitespace()
                 guard peek() == UInt8(ascii: ":") else { throw fail("expected ':'") }
                 index += 1

@@ -39,8 +39,11 @@ public enum StatusRules {
 
     /// The organisation part of an IBM client id `d:<org>:<type>:<id>` (also `g:` gateways and `a:` apps).
     public static func organization(ofClientID clientID: String) -> String? {
-        let parts = clientID.split(separator: ":", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count >= 3, parts[0].count == 1, !parts[1].isEmpty else { return nil }
-        return String(parts[1])
+        // Byte searches (`:` is ASCII, so its UTF-8 positions are String indices): this runs for every message.
+        let utf8 = clientID.utf8
+        guard let first = utf8.firstIndex(of: UInt8(ascii: ":")), clientID[..<first].count == 1 else { return nil }
+        let rest = clientID[utf8.index(after: first)...]
+        guard let second = rest.utf8.firstIndex(of: UInt8(ascii: ":")), second != rest.startIndex else { return nil }
+        return String(rest[..<second])
     }
 }
