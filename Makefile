@@ -6,8 +6,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CONFIG ?= config.toml.example
 PREFIX ?= /usr/local
 
-.PHONY: all deps bench-deps test-deps build release run test test-browser test-packaging bench fuzz install install-files deb \
-	check-unit clean screenshots
+.PHONY: all deps bench-deps test-deps build release run test test-browser test-openapi test-packaging bench fuzz install \
+	install-files deb check-unit clean screenshots
 
 all: build
 
@@ -43,10 +43,12 @@ run: release
 # Tests run in parallel (Swift Testing's default): they wait for events (a message, a logged line, a state), not
 # for time, and each integration test has its own broker, daemon, ports and directories. `swift test --no-parallel`
 # runs them one at a time when a failure needs a quiet log.
-# After the Swift tests: the Debian package is built, checked by lintian and installed into a scratch root.
+# After the Swift tests: schemathesis against docs/openapi.json (test-openapi), the browser tests, and the Debian
+# package is built, checked by lintian and installed into a scratch root.
 test: test-deps check-unit
 	@scripts/build-info.sh
 	swift test
+	$(MAKE) --no-print-directory test-openapi
 	$(MAKE) --no-print-directory test-browser
 	$(MAKE) --no-print-directory test-packaging
 
@@ -63,10 +65,26 @@ screenshots: test-deps
 	swift build
 	/usr/bin/python3 Tests/Browser/dashboard_test.py "$$(swift build --show-bin-path)/devstatusd" --screenshots docs
 
+# docs/openapi.json against the live daemon (debug build, a real mosquitto): checked by openapi-spec-validator, then
+# schemathesis runs every check with a bounded, deterministic set of cases (about a minute); any failure fails the
+# target. Settings and the few exceptions, each with its reason, are in Tests/OpenAPI/schemathesis.toml. Both tools
+# come from PyPI at pinned versions, into a virtual environment under .build-openapi/ made when missing.
+OPENAPI_VENV := .build-openapi/venv
+OPENAPI_PYTHON_PACKAGES := schemathesis==4.32.5 openapi-spec-validator==0.9.0
+test-openapi: test-deps
+	@if ! $(OPENAPI_VENV)/bin/python -c 'import importlib.metadata as m, sys; \
+	  sys.exit(any(m.version(n) != v for n, v in (p.split("==") for p in sys.argv[1:])))' $(OPENAPI_PYTHON_PACKAGES) 2>/dev/null; then \
+	  echo "installing into $(OPENAPI_VENV): $(OPENAPI_PYTHON_PACKAGES)"; \
+	  python3 -m venv $(OPENAPI_VENV) && $(OPENAPI_VENV)/bin/pip install -q $(OPENAPI_PYTHON_PACKAGES); \
+	fi
+	swift build
+	$(OPENAPI_VENV)/bin/python Tests/OpenAPI/schemathesis_test.py "$$(swift build --show-bin-path)/devstatusd"
+
 # What the tests use beyond the daemon's own packages: promtool (prometheus) checks /metrics; dpkg-dev and lintian
 # build and check the package.
 # chromium, its driver and python3-selenium run the dashboard's browser tests (Tests/Browser); a font to draw text.
-TEST_PACKAGES := prometheus lintian dpkg-dev chromium chromium-driver python3 python3-selenium fonts-dejavu-core
+# python3-venv makes the environment test-openapi installs schemathesis into.
+TEST_PACKAGES := prometheus lintian dpkg-dev chromium chromium-driver python3 python3-selenium python3-venv fonts-dejavu-core
 test-deps: deps
 	@missing=""; for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

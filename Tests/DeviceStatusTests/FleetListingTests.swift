@@ -161,6 +161,9 @@ import Testing
         #expect(refusal([("sort", "name")]) == "sort")
         #expect(refusal([("sort", "lastseen")]) == "sort")
         #expect(refusal([("q", String(repeating: "x", count: 257))]) == "q")
+        // Characters, as JSON Schema's maxLength counts them: 256 four-byte ones pass.
+        #expect(refusal([("q", String(repeating: "😀", count: 256))]) == nil)
+        #expect(refusal([("q", String(repeating: "é", count: 257))]) == "q")
         #expect(refusal([("stauts", "online")]) == "stauts")
         #expect(refusal([("limit", "5"), ("limit", "6")]) == "limit")
         #expect(refusal([("page", "")]) == "page")

@@ -61,14 +61,14 @@ import Testing
 
     @Test(arguments: [
         (#"{"topic":"a","payload":"x","qos":"1"}"#, "qos"),
-        (#"{"topic":"a","payload":"x","qos":1.0}"#, "qos"),
+        (#"{"topic":"a","payload":"x","qos":1.5}"#, "qos"),
         (#"{"topic":"a","payload":"x","qos":3}"#, "qos"),
         (#"{"topic":"a","payload":"x","retain":1}"#, "retain"),
         (#"{"topic":"a","payload":"x","ackTopic":5}"#, "ackTopic"),
         (#"{"topic":"a","payload":"x","ackTopic":"a/#"}"#, "ackTopic"),
         (#"{"topic":"a","payload":"x","ackTimeoutSeconds":0}"#, "ackTimeoutSeconds"),
         (#"{"topic":"a","payload":"x","ttlSeconds":-1}"#, "ttlSeconds"),
-        (#"{"topic":"a","payload":"x","ttlSeconds":1e3}"#, "ttlSeconds"),
+        (#"{"topic":"a","payload":"x","ttlSeconds":1e-3}"#, "ttlSeconds"),
         (#"{"topic":["a"],"payload":"x"}"#, "topic"),
         (#"{"topic":"a/+/b","payload":"x"}"#, "topic"),
         (#"{"topic":"","payload":"x"}"#, "topic"),
@@ -92,6 +92,36 @@ import Testing
         let refused = refusal(body)
         #expect(refused != nil)
         #expect(refused?.message.hasPrefix("body is not a JSON object") == true)
+    }
+
+    @Test func takesIntegersWrittenAsJSONSchemaCountsThem() throws {
+        let draft = try parse(#"{"topic":"t","payload":1,"qos":2.0,"ackTimeoutSeconds":86399.0,"ttlSeconds":3e1}"#)
+        #expect(draft.qos == 2)
+        #expect(draft.ackTimeoutSeconds == 86_399)
+        #expect(draft.ttlSeconds == 30)
+        #expect(try parse(#"{"topic":"t","payload":1,"ttlSeconds":1.50E+1}"#).ttlSeconds == 15)
+        #expect(refusal(#"{"topic":"t","payload":1,"ttlSeconds":1.5}"#)?.message == "ttlSeconds must be an integer")
+        #expect(refusal(#"{"topic":"t","payload":1,"ttlSeconds":1e-1}"#)?.message == "ttlSeconds must be an integer")
+        #expect(refusal(#"{"topic":"t","payload":1,"ttlSeconds":1e40}"#)?.field == "ttlSeconds")
+        #expect(refusal(#"{"topic":"t","payload":1,"qos":-0.0}"#) == nil)
+    }
+
+    /// libmosquitto refuses to publish such a topic ("Malformed UTF-8"): accepted, the operation would fail at every
+    /// attempt.
+    @Test(arguments: [#"a\u0001b"#, #"a\u0085b"#, #"a\u007fb"#, #"a\ufdd0b"#, #"a\uffffb"#, #"a\ud83f\udffeb"#])
+    func refusesTopicsTheBrokerCannotTake(_ escaped: String) {
+        #expect(refusal(#"{"topic":"\#(escaped)","payload":1}"#)?.field == "topic")
+        #expect(refusal(#"{"command":"\#(escaped)","payload":1}"#)?.field == "command")
+        #expect(refusal(#"{"topic":"t","ackTopic":"\#(escaped)","payload":1}"#)?.field == "ackTopic")
+        #expect(
+            (try? OperationRequest.parse(
+                Array(#"{"command":"go","payload":1}"#.utf8), for: DeviceKey(type: "t\u{85}", id: "x")))
+                == nil)
+    }
+
+    @Test func acceptsTopicsWithAnyOtherCharacter() throws {
+        #expect(
+            try parse(#"{"topic":"caf\u00e9/\u00a1/\ud83d\ude00/\ufdcf","payload":1}"#).topic == "café/¡/😀/\u{FDCF}")
     }
 
     @Test func refusesInvalidUTF8() {

@@ -22,7 +22,8 @@ public struct FleetQuery: Sendable, Equatable {
     public static let defaultLimit = 100
     /// Largest `limit`: bounds the work and the answer of one request (a page of 1000 is about 150 KB of JSON).
     public static let maximumLimit = 1000
-    /// Longest `q`, in bytes: a search is for a part of a key, and a topic level longer than this is unusual.
+    /// Longest `q`, in characters (Unicode scalars, as JSON Schema's `maxLength` counts): a search is for a part of a
+    /// key, and a topic level longer than this is unusual.
     public static let maximumSearchLength = 256
     /// Every parameter the route knows.
     public static let parameters = ["status", "type", "q", "sort", "limit", "cursor"]
@@ -92,9 +93,9 @@ public struct FleetQuery: Sendable, Equatable {
             query.type = text
         }
         if let text = value("q") {
-            guard text.utf8.count <= maximumSearchLength else {
+            guard text.unicodeScalars.count <= maximumSearchLength else {
                 return .failure(
-                    Refusal(parameter: "q", message: "q must be at most \(maximumSearchLength) bytes long"))
+                    Refusal(parameter: "q", message: "q must be at most \(maximumSearchLength) characters long"))
             }
             query.search = text
         }

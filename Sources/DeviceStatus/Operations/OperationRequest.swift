@@ -98,7 +98,7 @@ public enum OperationRequest {
     }
 
     private static func integer(_ member: StrictJSON.Member, in range: ClosedRange<Int>) throws(Refusal) -> Int {
-        guard case .number(let text) = member.kind, let value = Int(text) else {
+        guard case .number(let text) = member.kind, let value = integralValue(of: text) else {
             throw Refusal(field: member.name, message: "\(member.name) must be an integer")
         }
         guard range.contains(value) else {
@@ -110,7 +110,58 @@ public enum OperationRequest {
     }
 }
 
-/// MQTT topic names (MQTT 3.1.1 §4.7): what may be published to.
+extension OperationRequest {
+    /// The value of a JSON number that is an integer, written as one (`30`) or not (`30.0`, `3e1`: JSON Schema's
+    /// `integer` counts them too); nil for a fraction (`30.5`). A value beyond `Int` is clamped to `Int.min`/`Int.max`,
+    /// which every range refuses.
+    static func integralValue(of text: String) -> Int? {
+        if let value = Int(text) { return value }
+        let bytes = Array(text.utf8)
+        let isDigit = { (byte: UInt8) in (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
+        var index = 0
+        let negative = bytes.first == UInt8(ascii: "-")
+        if negative { index += 1 }
+        var digits: [UInt8] = []
+        while index < bytes.count, isDigit(bytes[index]) {
+            digits.append(bytes[index])
+            index += 1
+        }
+        guard !digits.isEmpty else { return nil }
+        var exponent = 0
+        if index < bytes.count, bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            let start = index
+            while index < bytes.count, isDigit(bytes[index]) {
+                digits.append(bytes[index])
+                index += 1
+            }
+            guard index > start else { return nil }
+            exponent -= index - start
+        }
+        if index < bytes.count, bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E") {
+            // Int accepts a leading + or -.
+            guard let written = Int(String(decoding: bytes[(index + 1)...], as: UTF8.self)), abs(written) < 1_000_000
+            else { return nil }
+            exponent += written
+            index = bytes.count
+        }
+        guard index == bytes.count else { return nil }
+        // value = digits × 10^exponent: an integer when the digits a negative exponent drops are zeros.
+        while exponent < 0, let last = digits.last {
+            guard last == UInt8(ascii: "0") else { return nil }
+            digits.removeLast()
+            exponent += 1
+        }
+        digits = Array(digits.drop { $0 == UInt8(ascii: "0") })
+        if digits.isEmpty { return 0 }
+        guard digits.count + max(exponent, 0) <= 18 else { return negative ? Int.min : Int.max }
+        digits += Array(repeating: UInt8(ascii: "0"), count: max(exponent, 0))
+        let magnitude = Int(String(decoding: digits, as: UTF8.self))!
+        return negative ? -magnitude : magnitude
+    }
+}
+
+/// MQTT topic names (MQTT 3.1.1 §4.7, §1.5.3): what may be published to.
 enum TopicName {
     /// Why `topic` cannot be published to ("must not be empty", …), or nil when it can.
     static func problem(_ topic: String) -> String? {
@@ -121,6 +172,17 @@ enum TopicName {
             return "must not contain the wildcards + or #"
         }
         if topic.utf8.contains(0) { return "must not contain NUL" }
+        if topic.unicodeScalars.contains(where: isRefused) {
+            return "must not contain control characters (U+0001–U+001F, U+007F–U+009F) or Unicode noncharacters"
+        }
         return nil
+    }
+
+    /// What libmosquitto refuses in a topic ("Malformed UTF-8", so every attempt would fail): the control characters
+    /// MQTT says a string should not hold, and the noncharacters U+FDD0–U+FDEF and U+xxFFFE/U+xxFFFF.
+    static func isRefused(_ scalar: Unicode.Scalar) -> Bool {
+        let value = scalar.value
+        return value <= 0x1F || (0x7F...0x9F).contains(value) || (0xFDD0...0xFDEF).contains(value)
+            || value & 0xFFFE == 0xFFFE
     }
 }
