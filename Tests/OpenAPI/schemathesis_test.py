@@ -69,7 +69,9 @@ def main():
         broker.publish("zigbee2mqtt/kitchen/lamp/availability", '{"state":"online"}', retain=True)
         daemon = harness.Daemon(binary, directory, broker.url, CONFIG)
         broker.publish("home/esp04/sensors/temperature", "21.5")
-        environment = dict(os.environ, DEVSTATUSD_TOKEN=TOKEN)
+        # Hypothesis keeps its files in the temporary directory, not in the working tree.
+        environment = dict(os.environ, DEVSTATUSD_TOKEN=TOKEN,
+                           HYPOTHESIS_STORAGE_DIRECTORY=os.path.join(directory, "hypothesis"))
         command = [schemathesis, "--config-file", CONFIG_FILE, "run", DOCUMENT, "--url", daemon.url("")] + extra
         print("+", " ".join(command), flush=True)
         result = subprocess.run(command, env=environment)
