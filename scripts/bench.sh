@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bin="$(swift build -c release --show-bin-path)"
 [ -x "$bin/devstatusd-bench" ] || swift build -c release --product devstatusd-bench
 
-echo "== core (issue 2) and watchdog (issue 4): devstatusd-bench all"
+echo "== core (issue 2), watchdog (issue 4) and availability (issue 14): devstatusd-bench all"
 "$bin/devstatusd-bench" all --daemon "$bin/devstatusd" 2>&1 | grep -vE ' (info|notice) '
 
 echo "== HTTP (issue 3): wrk against devstatusd and nginx"

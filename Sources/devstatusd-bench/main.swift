@@ -6,7 +6,7 @@ import TestSupport
 
 // `make bench`'s measurements of the core (issue 2), each printed beside a reference measured in the same run.
 // Usage: devstatusd-bench <ingest|presence|retained|memory|restart|watchdog|availability|all> [--daemon PATH] [--devices N] [--messages N]
-//        [--raised-only] (retained: only the run with the broker's queue raised)
+//        [--raised-only] (retained: only the run with the broker's queue raised) [--repeat N] (availability: runs)
 
 let arguments = CommandLine.arguments.dropFirst()
 let mode = arguments.first ?? "all"
@@ -501,7 +501,9 @@ func watchdog() async throws {
 func availability() async throws {
     let devices = option("--devices", 100_000)
     let base = "home/monitoring"
-    func run(homeassistant: Bool) async throws -> (waves: [Duration], topics: Duration?, published: Int) {
+    func run(homeassistant: Bool, waitForTopics: Bool) async throws -> (
+        waves: [Duration], topics: Duration?, published: Int
+    ) {
         let broker = try await MosquittoBroker(extraConfig: ["max_queued_messages 1000000"])
         let directory = try TemporaryDirectory(prefix: "bench-availability")
         let config = homeassistant ? "[availability]\nhomeassistant = true\n" : ""
@@ -544,7 +546,7 @@ func availability() async throws {
             waves.append(ContinuousClock.now - waveStart)
         }
         var topics: Duration?
-        if homeassistant {
+        if homeassistant && waitForTopics {
             if waitUntil(timeout: .seconds(600), { seen.complete(devices: devices) }) {
                 topics = ContinuousClock.now - start
             }
@@ -556,16 +558,32 @@ func availability() async throws {
         _ = await daemon.stop(grace: .seconds(5))
         return (waves, topics, published)
     }
-    let reference = try await run(homeassistant: false)
-    let measured = try await run(homeassistant: true)
+    // Alternating runs, medians: on a shared machine one pair of runs says little.
+    let repeats = max(option("--repeat", 1), 1)
+    var references: [[Duration]] = []
+    var measures: [[Duration]] = []
+    var measured: (waves: [Duration], topics: Duration?, published: Int)?
+    for round in 0..<repeats {
+        references.append(try await run(homeassistant: false, waitForTopics: false).waves)
+        let result = try await run(homeassistant: true, waitForTopics: round == 0)
+        measures.append(result.waves)
+        if round == 0 { measured = result }
+        print(
+            "availability: run \(round + 1): waves with \(result.waves.map { format(seconds($0)) }) s, without "
+                + "\(references[round].map { format(seconds($0)) }) s")
+    }
+    func median(_ values: [Duration]) -> Duration { values.sorted()[values.count / 2] }
     func rate(_ duration: Duration) -> String { "\(Int(Double(devices) / seconds(duration))) msg/s" }
     for wave in 0..<2 {
+        let with = median(measures.map { $0[wave] })
+        let without = median(references.map { $0[wave] })
         print(
-            "availability: ingestion wave \(wave + 1) (\(devices) devices \(wave == 0 ? "connect" : "disconnect")): "
-                + "with [availability] homeassistant \(format(seconds(measured.waves[wave]))) s (\(rate(measured.waves[wave]))), "
-                + "without \(format(seconds(reference.waves[wave]))) s (\(rate(reference.waves[wave]))), ratio "
-                + format(seconds(reference.waves[wave]) / seconds(measured.waves[wave])))
+            "availability: ingestion wave \(wave + 1) (\(devices) devices \(wave == 0 ? "connect" : "disconnect")), "
+                + "median of \(repeats): with [availability] homeassistant \(format(seconds(with))) s (\(rate(with))), "
+                + "without \(format(seconds(without))) s (\(rate(without))), ratio "
+                + format(seconds(without) / seconds(with)))
     }
+    guard let measured else { return }
     let load =
         (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3)
         .joined(separator: " ") ?? "?"
@@ -634,7 +652,7 @@ case "all":
     try await availability()
 default:
     print(
-        "usage: devstatusd-bench <ingest|presence|retained|memory|restart|watchdog|availability|all> [--daemon PATH] [--devices N] [--messages N]"
+        "usage: devstatusd-bench <ingest|presence|retained|memory|restart|watchdog|availability|all> [--daemon PATH] [--devices N] [--messages N] [--repeat N]"
     )
     exit(1)
 }
