@@ -40,7 +40,8 @@ func timeString(_ index: Int) -> String {
 }
 
 func startDaemon(
-    broker: MosquittoBroker?, data: String, directory: TemporaryDirectory, config: String? = nil
+    broker: MosquittoBroker?, data: String, directory: TemporaryDirectory, config: String? = nil,
+    logLevel: String = "warning"
 ) throws -> (ChildProcess, Int) {
     let port = try FreePort.next()
     var configArguments: [String] = []
@@ -52,7 +53,7 @@ func startDaemon(
         executable: daemonPath,
         arguments: configArguments + [
             "--port", "\(port)", "--broker", broker?.url ?? "tcp://127.0.0.1:1", "--data-dir", data, "--log-level",
-            "warning",
+            logLevel,
         ], environment: ["STATE_DIRECTORY": ""], outputPath: directory.file("daemon.log"))
     return (process, port)
 }
@@ -552,6 +553,25 @@ func availability() async throws {
             }
         }
         let published = seen.count
+        if topics != nil {
+            // Restart with nothing changed: every device is looked at, nothing is published.
+            _ = await daemon.stop(grace: .seconds(5))
+            let restarted = ContinuousClock.now
+            let (again, _) = try startDaemon(
+                broker: broker, data: directory.file("data"), directory: directory, config: config, logLevel: "notice")
+            let line = "availability topics up to date"
+            let log = { (try? String(contentsOfFile: directory.file("daemon.log"), encoding: .utf8)) ?? "" }
+            if waitUntil(timeout: .seconds(300), { log().contains(line) }) {
+                let summary = log().split(separator: "\n").first { $0.contains(line) }.map(String.init) ?? ""
+                print(
+                    "availability: restart with nothing changed: \(format(seconds(ContinuousClock.now - restarted))) s "
+                        + "from process start to \"\(summary.split(separator: ":").dropFirst(3).joined(separator: ":"))\"; "
+                        + "\(seen.count - published) messages on the availability and discovery topics")
+            } else {
+                print("availability: restart: no \"\(line)\" within 300 s")
+            }
+            _ = await again.stop(grace: .seconds(5))
+        }
         reader.cancel()
         await subscriber.stop()
         await client.stop()

@@ -156,6 +156,7 @@ import Testing
         #expect(!recorder.live.contains { $0.topic == "homeassistant/binary_sensor/devstatusd_type1_same/config" })
         #expect(!recorder.live.contains { $0.topic == "homeassistant/binary_sensor/devstatusd_type1_changed/config" })
         #expect(recorder.live.contains { $0.topic == "homeassistant/binary_sensor/devstatusd_type1_late/config" })
+        #expect(await eventually { daemon.log.contains("availability topics up to date") }, "\(daemon.log)")
         #expect(await daemon.stop() == .exited(0))
 
         // A changed discovery prefix: at the next start every config moves (old cleared, new published), the values

@@ -97,6 +97,15 @@ public final class AvailabilityPublisher: Service, Sendable {
     private let pacing: AvailabilityPacing
     private let logger: Logger
     private let started = Atomic<Bool>(false)
+    /// The last sweep, until the queue has emptied after it (then logged).
+    private let sweeping = Mutex<Sweep?>(nil)
+
+    private struct Sweep {
+        let devices: Int
+        let began: ContinuousClock.Instant
+        let published: Int
+        let cleared: Int
+    }
 
     /// Publications acknowledged by the broker, by kind (`availability`, `discovery`, `cleared`).
     public let published = AvailabilityCounts()
@@ -172,17 +181,23 @@ public final class AvailabilityPublisher: Service, Sendable {
 
     /// Marks every known device (when publishing) and every remembered one.
     private func sweep() {
-        var paths = active.load(ordering: .relaxed) ? everyDevice() : []
+        var paths = Set(active.load(ordering: .relaxed) ? everyDevice() : [])
         do {
             try store.forEach(prefix: AvailabilityRecord.prefix) { key, _ in
-                paths.append(String(decoding: key.dropFirst(AvailabilityRecord.prefix.count), as: UTF8.self))
+                paths.insert(String(decoding: key.dropFirst(AvailabilityRecord.prefix.count), as: UTF8.self))
                 return true
             }
         } catch {
             logger.error("could not read the remembered availability topics", metadata: ["error": "\(error)"])
         }
-        logger.debug("availability sweep", metadata: ["devices": "\(paths.count)"])
-        mark(paths)
+        guard !paths.isEmpty else { return }
+        sweeping.withLock {
+            $0 = Sweep(
+                devices: paths.count, began: .now,
+                published: published.value(.availability) + published.value(.discovery),
+                cleared: published.value(.cleared))
+        }
+        mark(Array(paths))
     }
 
     private func publishLoop() async {
@@ -192,7 +207,10 @@ public final class AvailabilityPublisher: Service, Sendable {
         for await _ in wake {
             while !Task.isCancelled {
                 let paths = queue.withLock { $0.take(pacing.devicesPerRound) }
-                if paths.isEmpty { break }
+                if paths.isEmpty {
+                    reportSweep()
+                    break
+                }
                 let count = await publishRound(paths)
                 let wait = pacer.reserve(count, now: elapsed())
                 if wait > .zero {
@@ -200,6 +218,19 @@ public final class AvailabilityPublisher: Service, Sendable {
                 }
             }
         }
+    }
+
+    /// Once the queue has emptied after a sweep (start, reload): one line saying what it took.
+    private func reportSweep() {
+        guard let sweep = sweeping.withLock({ $0.take() }) else { return }
+        let milliseconds = (ContinuousClock.now - sweep.began) / .milliseconds(1)
+        logger.notice(
+            "availability topics up to date",
+            metadata: [
+                "devices": "\(sweep.devices)",
+                "published": "\(published.value(.availability) + published.value(.discovery) - sweep.published)",
+                "cleared": "\(published.value(.cleared) - sweep.cleared)", "milliseconds": "\(Int(milliseconds))",
+            ])
     }
 
     /// Time since the call, on `clock`.
