@@ -76,6 +76,23 @@ import Testing
         let payload = try MonPayload(parsing: Array(text.utf8))
         #expect(payload.clientID == "d:org:t/x:i")
     }
+
+    @Test func readsEscapedMemberNamesLikePlainOnes() throws {
+        let text = #"{"\u0041ction":"Disconnect","ClientID":"d:o:t:i","Ti\u006de":"2018-01-02T16:51:10Z"}"#
+        let payload = try MonPayload(parsing: Array(text.utf8))
+        #expect(payload.action == .disconnect && payload.time == RFC3339.parse("2018-01-02T16:51:10Z"))
+    }
+
+    /// One reader for every JSON from outside: a document a status topic refuses, an operation request refuses too.
+    @Test(arguments: [
+        #""x":"\ud800""#, #""x":"\q""#, "\"x\":\"a\u{01}\"", #""x":[1,]"#, #""x":01"#, #""x":tru"#,
+        #""x":"\u12""#, #""x":{"y":1,}"#,
+    ])
+    func refusesMalformedMembersAsOperationRequestsDo(member: String) {
+        let text = #"{"Action":"Connect","ClientID":"d:o:t:i","Time":"2018-01-02T16:51:10Z","# + member + "}"
+        #expect(throws: MalformedPayload.self) { try MonPayload(parsing: Array(text.utf8)) }
+        #expect(throws: StrictJSON.SyntaxError.self) { try StrictJSON.members(of: Array(text.utf8)) }
+    }
 }
 
 @Suite struct RFC3339Tests {
