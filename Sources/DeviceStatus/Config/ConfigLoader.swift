@@ -70,6 +70,15 @@ public enum ConfigLoader {
     /// Parses config text; `fileName` only labels the errors. Relative paths inside (`cafile`,
     /// `tokenFile`) are checked relative to the working directory.
     public static func parse(text: String, fileName: String) -> Result<DaemonConfig, ConfigErrors> {
+        // What the TOML library would abort the process on rather than report (see TOMLGuard).
+        if let problem = TOMLGuard.firstProblem(in: text) {
+            return .failure(
+                ConfigErrors([
+                    ConfigError(
+                        file: fileName, line: problem.line, column: problem.column, section: nil, name: nil,
+                        message: "TOML syntax error: \(problem.message)")
+                ]))
+        }
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
