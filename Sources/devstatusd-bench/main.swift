@@ -313,8 +313,9 @@ func seed(_ path: String, devices: Int, httpNames: Bool = false) throws {
     for device in 0..<devices {
         let type = httpNames ? "type\(device % 10)" : "bench\(device % 10)"
         let id = httpNames ? "dev\(device)" : "d\(device)"
+        // As the daemon writes a `mon` Disconnect: source, status, time, reason, the payload as received.
         let record = StatusRecord(
-            action: .disconnect, time: 1_600_000_000_000_000_000 + Int64(device),
+            source: .mon, status: .offline, time: 1_600_000_000_000_000_000 + Int64(device), reason: "Disconnect",
             payload: disconnect(type: type, id: id, time: timeString(device)))
         batch.put(Array("s/\(type)/\(id)".utf8), record.encoded)
         if batch.count == 10_000 {

@@ -58,6 +58,24 @@ import Testing
         return nil
     }
 
+    /// A component that subscribes to `filters`, or takes every message.
+    struct Listener: BrokerComponent {
+        let filters: [String]
+        var takesEveryMessage = false
+        var subscriptions: [(filter: TopicFilter, qos: UInt8)] { filters.map { (try! TopicFilter($0), 0) } }
+        func consume(_ messages: [MQTTMessage]) async {}
+    }
+
+    @Test func routesEachMessageOnceToTheComponentsWhoseFiltersMatchIt() {
+        let router = ComponentRouter([
+            Listener(filters: ["a/#"]), Listener(filters: ["b/+", "b/x"]),
+            Listener(filters: [], takesEveryMessage: true),
+        ])
+        let messages = ["a/1", "b/x", "c/1", "a"].map { MQTTMessage(topic: $0, payload: []) }
+        #expect(
+            router.route(messages).map { $0.map(\.topic) } == [["a/1", "a"], ["b/x"], ["a/1", "b/x", "c/1", "a"]])
+    }
+
     @Test func subscribesToTheComponentsFiltersAndItsMarker() throws {
         let fixture = try Fixture()
         #expect(fixture.connection.subscriptions == ["a/#", "B/sync/me"])

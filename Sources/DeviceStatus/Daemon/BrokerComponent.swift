@@ -7,18 +7,23 @@ public protocol BrokerComponent: Sendable {
     /// The filters this component needs, with their QoS (and `SubscriptionOption` flags for MQTT 5);
     /// subscribed again on every reconnect.
     var subscriptions: [(filter: TopicFilter, qos: UInt8)] { get }
-    /// One batch of messages, in arrival order. Ignore what is not yours; don't block for long.
+    /// One batch of messages, in arrival order: those on a topic one of `subscriptions` matches (or every message,
+    /// with `takesEveryMessage`). Don't block for long.
     func consume(_ messages: [MQTTMessage]) async
     /// Called after every (re)connect, once the subscriptions are requested.
     func brokerConnected(_ client: any MQTTPublishing) async
     /// Returns once everything consumed so far has taken effect (a component may still be storing batches it
     /// consumed): the link waits for it before it calls the retained replay through.
     func drain() async
+    /// Whether the component also listens on topics it subscribes to itself at run time (beyond `subscriptions`):
+    /// it is then handed every message. Default false: only messages its filters match.
+    var takesEveryMessage: Bool { get }
 }
 
 extension BrokerComponent {
     public func brokerConnected(_ client: any MQTTPublishing) async {}
     public func drain() async {}
+    public var takesEveryMessage: Bool { false }
 }
 
 extension StatusRegistry: BrokerComponent {

@@ -14,6 +14,8 @@ struct BrokerLink<Connection: MQTTConnection>: Service {
     let logger: Logger
     /// Created (not connected) with the link: its settings are checked at assembly.
     let client: Connection
+    /// Which components each message goes to (rebuilt by `refreshRouting()` when subscriptions change).
+    private let router: RouterBox
     /// What the marker's repetition waits on; tests pass a clock they advance.
     let clock: any Clock<Duration>
 
@@ -37,7 +39,13 @@ struct BrokerLink<Connection: MQTTConnection>: Service {
         self.logger = logger
         self.client = client
         self.clock = clock
+        self.router = RouterBox(ComponentRouter(components))
         try client.setSubscriptions(subscriptions)
+    }
+
+    /// Routes by the components' current filters: call when they change (a reload), before subscribing to them.
+    func refreshRouting() {
+        router.current = ComponentRouter(components)
     }
 
     /// The components' filters, each once with the highest QoS and every option asked for, in the order first
@@ -89,7 +97,10 @@ struct BrokerLink<Connection: MQTTConnection>: Service {
                 markerSeen = marker.current == text
                 messages.removeAll { $0.topic == syncTopic }
             }
-            for component in components { await component.consume(messages) }
+            // One walk of one index per message decides which components it goes to; each still gets its batch
+            // (empty or not) in order.
+            let routed = router.current.route(messages)
+            for (position, component) in components.enumerated() { await component.consume(routed[position]) }
             if markerSeen, !readiness.replayFinished {
                 // Through once the components serve what came before the marker, not merely received it.
                 for component in components { await component.drain() }
@@ -160,6 +171,51 @@ extension BrokerLink where Connection == MQTTClient {
         try self.init(
             config: config, components: components, readiness: readiness, logger: logger,
             client: try MQTTClient(configuration: settings, logger: logger))
+    }
+}
+
+/// Which components a message goes to: one topic index over every component's filters, walked once per message;
+/// a component that `takesEveryMessage` gets them all.
+struct ComponentRouter: Sendable {
+    private var index = TopicFilterIndex<Int>()
+    private let everything: [Int]
+    private let count: Int
+
+    init(_ components: [any BrokerComponent]) {
+        count = components.count
+        everything = components.indices.filter { components[$0].takesEveryMessage }
+        for (position, component) in components.enumerated() where !component.takesEveryMessage {
+            for subscription in component.subscriptions { index.insert(subscription.filter, position) }
+        }
+    }
+
+    /// `messages` split by component (by position), each in arrival order; a message goes to a component once even
+    /// when several of its filters match.
+    func route(_ messages: [MQTTMessage]) -> [[MQTTMessage]] {
+        var routed = Array(repeating: [MQTTMessage](), count: count)
+        for message in messages {
+            var taken: UInt64 = 0
+            index.forEachMatch(message.topic) { position in
+                let bit: UInt64 = position < 64 ? 1 << UInt64(position) : 0
+                guard bit == 0 || taken & bit == 0 else { return }
+                taken |= bit
+                routed[position].append(message)
+            }
+            for position in everything { routed[position].append(message) }
+        }
+        return routed
+    }
+}
+
+/// The router in use, replaced whole on a reload.
+final class RouterBox: Sendable {
+    private let value: Mutex<ComponentRouter>
+
+    init(_ router: ComponentRouter) { value = Mutex(router) }
+
+    var current: ComponentRouter {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
     }
 }
 

@@ -271,6 +271,7 @@ public final class Daemon: Sendable {
         if devicesOf(newConfig) != devicesOf(running) {
             let watched = devicesOf(newConfig) + agentsOf(running)
             let change = await watch.reconfigure(devices: watched)
+            link.refreshRouting()
             do {
                 try link.client.setSubscriptions(link.subscriptions)
             } catch {

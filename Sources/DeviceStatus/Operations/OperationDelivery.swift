@@ -334,6 +334,9 @@ extension OperationDelivery: BrokerComponent {
     /// on every reconnect by the client).
     public nonisolated var subscriptions: [(filter: TopicFilter, qos: UInt8)] { [] }
 
+    /// Ack topics are subscribed at run time, so every message is offered (a hash lookup decides).
+    public nonisolated var takesEveryMessage: Bool { true }
+
     /// Live (non-retained) messages on an ack topic confirm the operations in flight that wait for it; a retained
     /// one is an old answer replayed by the broker and does not count.
     public func consume(_ messages: [MQTTMessage]) async {
