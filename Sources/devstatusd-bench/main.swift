@@ -504,7 +504,7 @@ func availability() async throws {
     let devices = option("--devices", 100_000)
     let base = "home/monitoring"
     func run(homeassistant: Bool, waitForTopics: Bool) async throws -> (
-        waves: [Duration], topics: Duration?, published: Int
+        waves: [Duration], topics: Duration?, published: Int, peak: Int
     ) {
         let broker = try await MosquittoBroker(extraConfig: ["max_queued_messages 1000000"])
         let directory = try TemporaryDirectory(prefix: "bench-availability")
@@ -554,6 +554,7 @@ func availability() async throws {
             }
         }
         let published = seen.count
+        let peak = seen.peakPerSecond
         if topics != nil {
             // Restart with nothing changed: every device is looked at, nothing is published.
             _ = await daemon.stop(grace: .seconds(5))
@@ -577,13 +578,13 @@ func availability() async throws {
         await subscriber.stop()
         await client.stop()
         _ = await daemon.stop(grace: .seconds(5))
-        return (waves, topics, published)
+        return (waves, topics, published, peak)
     }
     // Alternating runs, medians: on a shared machine one pair of runs says little.
     let repeats = max(option("--repeat", 1), 1)
     var references: [[Duration]] = []
     var measures: [[Duration]] = []
-    var measured: (waves: [Duration], topics: Duration?, published: Int)?
+    var measured: (waves: [Duration], topics: Duration?, published: Int, peak: Int)?
     for round in 0..<repeats {
         references.append(try await run(homeassistant: false, waitForTopics: false).waves)
         let result = try await run(homeassistant: true, waitForTopics: round == 0)
@@ -610,7 +611,8 @@ func availability() async throws {
         .joined(separator: " ") ?? "?"
     print(
         "availability: every discovery config and final offline of \(devices) devices received \(measured.topics.map { format(seconds($0)) + " s" } ?? "NOT within 600 s") "
-            + "after the first wave began; \(measured.published) messages on the availability and discovery topics; "
+            + "after the first wave began; \(measured.published) messages on the availability and discovery topics, "
+            + "at most \(measured.peak) in one second; "
             + "load average \(load)")
 }
 
@@ -621,12 +623,21 @@ final class TopicTally: @unchecked Sendable {
     private var configs = 0
     private var values: [String: Bool] = [:]
     private var messages = 0
+    /// Messages per whole second since the first one.
+    private var perSecond: [Int] = []
+    private var first: ContinuousClock.Instant?
     let availabilityPrefix: String
 
     init(base: String) { availabilityPrefix = base + "/availability/" }
 
     func add(_ batch: [MQTTMessage]) {
         lock.withLock {
+            let now = ContinuousClock.now
+            let origin = first ?? now
+            first = origin
+            let second = Int(seconds(now - origin))
+            while perSecond.count <= second { perSecond.append(0) }
+            perSecond[second] += batch.count
             for message in batch {
                 messages += 1
                 if message.topic.hasPrefix(availabilityPrefix) {
@@ -643,6 +654,8 @@ final class TopicTally: @unchecked Sendable {
 
     func complete(devices: Int) -> Bool { lock.withLock { offline >= devices && configs >= devices } }
     var count: Int { lock.withLock { messages } }
+    /// The busiest whole second's message count.
+    var peakPerSecond: Int { lock.withLock { perSecond.max() ?? 0 } }
 }
 
 final class ArrivalLog: @unchecked Sendable {

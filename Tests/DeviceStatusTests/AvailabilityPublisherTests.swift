@@ -1,5 +1,7 @@
 import Logging
 import MQTT
+import ServiceLifecycle
+import ServiceLifecycleTestKit
 import Storage
 import Synchronization
 import TestSupport
@@ -100,6 +102,89 @@ import Testing
         #expect(connection.published.last?.topic == "b/availability/t/new")
         task.cancel()
         _ = try? await task.value
+        store.close()
+    }
+
+    /// A broker that acknowledges only when the test says so.
+    final class HeldConnection: MQTTPublishing, Sendable {
+        private struct State {
+            var nextID = 0
+            var waiting: [Int: CheckedContinuation<Void, any Error>] = [:]
+            var acknowledged: [String] = []
+        }
+        private let state = Mutex(State())
+
+        var isConnected: Bool { true }
+        var waiting: Int { state.withLock { $0.waiting.count } }
+        var acknowledged: [String] { state.withLock { $0.acknowledged } }
+
+        /// Acknowledges every publication waiting now (later ones wait again).
+        func acknowledgeWaiting() {
+            let waiting = state.withLock { state in
+                defer { state.waiting = [:] }
+                return Array(state.waiting.values)
+            }
+            for continuation in waiting { continuation.resume() }
+        }
+
+        func publishNoWait(topic: String, payload: [UInt8], qos: UInt8, retain: Bool) {}
+
+        func publish(
+            topic: String, payload: [UInt8], qos: UInt8, retain: Bool, timeout: Duration?
+        ) async throws(MQTTError) {
+            let id = state.withLock { state in
+                state.nextID += 1
+                return state.nextID
+            }
+            do {
+                try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                        let cancelled = state.withLock { state in
+                            if Task.isCancelled { return true }
+                            state.waiting[id] = continuation
+                            return false
+                        }
+                        if cancelled { continuation.resume(throwing: CancellationError()) }
+                    }
+                } onCancel: {
+                    state.withLock { $0.waiting.removeValue(forKey: id) }?.resume(throwing: CancellationError())
+                }
+            } catch {
+                throw MQTTError.notConnected
+            }
+            state.withLock { $0.acknowledged.append(topic) }
+        }
+
+        func subscribe(_ filter: String, qos: UInt8, timeout: Duration?) async throws(MQTTError) {}
+        func unsubscribe(_ filter: String) {}
+    }
+
+    @Test func aCleanStopLetsTheRoundInFlightFinishAndRemembersIt() async throws {
+        let directory = try TemporaryDirectory(prefix: "availability-publisher")
+        let store = try LevelDB(path: directory.file("db"))
+        let connection = HeldConnection()
+        let paths = paths
+        let publisher = AvailabilityPublisher(
+            plan: AvailabilityPlan(settings: AvailabilitySettings(publish: true), baseTopic: "b"), store: store,
+            client: connection, state: { _ in .online }, everyDevice: { paths }, replayFinished: { true },
+            pacing: AvailabilityPacing(devicesPerRound: 10), logger: Logger(label: "test"))
+        try await testGracefulShutdown { shutdown in
+            async let running: Void = publisher.run()
+            // The first round is in flight.
+            #expect(await eventually { connection.waiting == 10 })
+            shutdown.triggerGracefulShutdown()
+            connection.acknowledgeWaiting()
+            try await running
+        }
+        // That round is remembered; a round started before the stop was seen (if any) was not acknowledged and
+        // is not; nothing after.
+        var remembered = 0
+        try store.forEach(prefix: AvailabilityRecord.prefix) { _, _ in
+            remembered += 1
+            return true
+        }
+        #expect(remembered == 10)
+        #expect(connection.acknowledged.count == 10)
         store.close()
     }
 }

@@ -97,6 +97,7 @@ public final class AvailabilityPublisher: Service, Sendable {
     private let pacing: AvailabilityPacing
     private let logger: Logger
     private let started = Atomic<Bool>(false)
+    private let stopping = Atomic<Bool>(false)
     /// The last sweep, until the queue has emptied after it (then logged).
     private let sweeping = Mutex<Sweep?>(nil)
 
@@ -165,18 +166,40 @@ public final class AvailabilityPublisher: Service, Sendable {
         if wasEmpty { wakeInput.yield() }
     }
 
+    /// How long a clean stop waits for the round in flight: its acknowledgements are remembered, so the next start
+    /// does not publish it again. Bounded: a broker that has gone quiet must not hold up the stop.
+    static var stopPatience: Duration { .seconds(1) }
+
     public func run() async throws {
-        await cancelWhenGracefulShutdown {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.work() }
             do {
-                while !self.replayFinished() { try await self.clock.sleep(for: .milliseconds(50)) }
+                try await gracefulShutdown()
+                // No new round starts; the one in flight may finish.
+                stopping.store(true, ordering: .relaxed)
+                wakeInput.finish()
+                group.addTask { try? await Task.sleep(for: Self.stopPatience) }
+                await group.next()
             } catch {
-                return
+                // Cancelled: stop at once.
             }
-            self.started.store(true, ordering: .relaxed)
-            self.sweep()
-            await self.publishLoop()
+            group.cancelAll()
         }
         wakeInput.finish()
+    }
+
+    private func work() async {
+        do {
+            while !replayFinished() {
+                if stopping.load(ordering: .relaxed) { return }
+                try await clock.sleep(for: .milliseconds(50))
+            }
+        } catch {
+            return
+        }
+        started.store(true, ordering: .relaxed)
+        sweep()
+        await publishLoop()
     }
 
     /// Marks every known device (when publishing) and every remembered one.
@@ -205,7 +228,7 @@ public final class AvailabilityPublisher: Service, Sendable {
             messagesPerSecond: pacing.messagesPerSecond, burst: pacing.devicesPerRound * 3)
         let elapsed = Self.stopwatch(clock)
         for await _ in wake {
-            while !Task.isCancelled {
+            while !Task.isCancelled, !stopping.load(ordering: .relaxed) {
                 let paths = queue.withLock { $0.take(pacing.devicesPerRound) }
                 if paths.isEmpty {
                     reportSweep()
