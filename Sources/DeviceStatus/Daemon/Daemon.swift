@@ -21,7 +21,8 @@ public struct DaemonFailure: Error, Sendable, CustomStringConvertible {
 /// opened when a later step fails; it hands every component its dependencies in `init`. ``services`` then run
 /// as one `ServiceGroup`: started in the order listed, stopped in reverse on a graceful shutdown (SIGTERM).
 public final class Daemon: Sendable {
-    /// The components, in start order: the store, the broker link, the watchdog, operation delivery, the agents,
+    /// The components, in start order: the store, the broker link, the watchdog, operation delivery, the availability
+    /// publisher (`[availability]`; on a stop it finishes the round in flight, at most 1 s), the agents,
     /// the HTTP server, the event stream, and last the serving phase (what `/readyz`, the status line and systemd
     /// see). A graceful shutdown stops them in reverse: streams end, in-flight requests get 3 s, agents are left
     /// running for the next daemon to adopt, `B/daemon offline` is published, and the store is synced and closed.
