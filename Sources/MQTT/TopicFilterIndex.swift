@@ -4,16 +4,18 @@
 /// Matching follows MQTT 3.1.1 §4.7 like `TopicFilter.matches`: `+` is one level, `#` this level and all below
 /// (including the parent), and filters starting with a wildcard don't match `$`-topics.
 public struct TopicFilterIndex<Value: Sendable>: Sendable {
-    private final class Node: @unchecked Sendable {
-        var children: [Substring: Node] = [:]
-        var plus: Node?
+    @usableFromInline final class Node: @unchecked Sendable {
+        @usableFromInline var children: [Substring: Node] = [:]
+        @usableFromInline var plus: Node?
         /// Values of filters ending in `#` at this node.
-        var hashValues: [Value] = []
+        @usableFromInline var hashValues: [Value] = []
         /// Values of filters ending exactly here.
-        var values: [Value] = []
+        @usableFromInline var values: [Value] = []
+
+        @usableFromInline init() {}
     }
 
-    private var root = Node()
+    @usableFromInline var root = Node()
     public private(set) var count = 0
 
     public init() {}
@@ -47,12 +49,15 @@ public struct TopicFilterIndex<Value: Sendable>: Sendable {
     }
 
     /// Calls `body` with every value whose filter matches `topic`.
+    ///
+    /// Runs for every message (a few times each): the levels are found as the walk goes, with no array of them
+    /// built, and the code is inlinable so that callers get it specialized for their `Value`.
+    @inlinable
     public func forEachMatch(_ topic: String, _ body: (Value) -> Void) {
         // An empty topic name is not a topic (MQTT 3.1.1 §4.7.3): nothing matches it.
         guard !topic.isEmpty else { return }
-        let levels = topic.split(separator: "/", omittingEmptySubsequences: false)
-        let isSystemTopic = topic.hasPrefix("$")
-        Self.walk(root, levels[...], isFirstLevel: true, isSystemTopic: isSystemTopic, body)
+        let isSystemTopic = topic.utf8.first == UInt8(ascii: "$")
+        Self.walk(root, topic, from: topic.startIndex, isFirstLevel: true, isSystemTopic: isSystemTopic, body)
     }
 
     /// The values whose filters match `topic`.
@@ -62,22 +67,29 @@ public struct TopicFilterIndex<Value: Sendable>: Sendable {
         return result
     }
 
-    private static func walk(
-        _ node: Node, _ levels: ArraySlice<Substring>, isFirstLevel: Bool, isSystemTopic: Bool, _ body: (Value) -> Void
+    /// Walks from `node` with the level of `topic` that starts at `start` (nil: no level left; `/` is ASCII, so
+    /// positions in its UTF-8 view are String indices).
+    @inlinable
+    static func walk(
+        _ node: Node, _ topic: String, from start: String.Index?, isFirstLevel: Bool, isSystemTopic: Bool,
+        _ body: (Value) -> Void
     ) {
         let wildcardsAllowed = !(isFirstLevel && isSystemTopic)
         // '#' matches the parent level and everything below.
         if wildcardsAllowed { for value in node.hashValues { body(value) } }
-        guard let level = levels.first else {
+        guard let start else {
             for value in node.values { body(value) }
             return
         }
-        let rest = levels.dropFirst()
-        if let child = node.children[level] {
-            walk(child, rest, isFirstLevel: false, isSystemTopic: isSystemTopic, body)
+        let utf8 = topic.utf8
+        let end = utf8[start...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
+        // After a `/` comes another level, empty when the topic ends there.
+        let next = end == utf8.endIndex ? nil : utf8.index(after: end)
+        if let child = node.children[topic[start..<end]] {
+            walk(child, topic, from: next, isFirstLevel: false, isSystemTopic: isSystemTopic, body)
         }
         if wildcardsAllowed, let plus = node.plus {
-            walk(plus, rest, isFirstLevel: false, isSystemTopic: isSystemTopic, body)
+            walk(plus, topic, from: next, isFirstLevel: false, isSystemTopic: isSystemTopic, body)
         }
     }
 
