@@ -15,6 +15,9 @@ import Testing
         ("[\u{1}\u{7F}tp]\n", 1, 2, "control character U+0001"),
         ("[mqtt]\nclientid = \"a\u{1B}b\"\n", 2, 14, "control character U+001B"),
         ("# a comment \u{7F}\n", 1, 13, "control character U+007F"),
+        ("[http]\nx = 1979-05-27T@7:32:00Z\n", 2, 16, "time's digits after 'T'"),
+        ("[http]\nx = [1, 1979-05-27t:]\n", 2, 20, "time's digits after 'T'"),
+        ("[http]\nx = { a = 2, b = 1979-05-27T-1:00 }\n", 2, 29, "time's digits after 'T'"),
     ])
     func reportsWhatTheParserWouldAbortOn(text: String, line: Int, column: Int, message: String) throws {
         let problem = try #require(TOMLGuard.firstProblem(in: text))
@@ -31,6 +34,8 @@ import Testing
         "[agent_x]\nexec = \"\"\"\n[@]\n\"\"\"\nname = '''\n[é]\n'''\n",
         "[mqtt]\nclientid = \"a \\\" [ b\" # ] [\n[http]\n",
         "[mqtt]\nclientid = \"tab\tis fine\"\r\n[http]\r\n",
+        // A bare key may look like a date; a date-time's T followed by its digits, or by the end of the value.
+        "[http]\n1979-05-27Tx = 1\nx = { 1979-05-27Tb = 1 }\ny = 1979-05-27T07:32:00Z\nz = [1979-05-27T]\n",
         "",
     ])
     func leavesEverythingElseToTheParser(text: String) {

@@ -4,10 +4,11 @@
 /// - a table header whose first key starts with neither a bare-key character nor a quote (`[@mqtt]`, `[é]`, `[`
 ///   followed by a line break or a comment);
 /// - a control character (anything below U+0020 but tab, line feed and carriage return, or U+007F): TOML allows none,
-///   not even in strings or comments, and some of them, in a table header, reach the same assertion.
+///   not even in strings or comments, and some of them, in a table header, reach the same assertion;
+/// - a date-time value whose `T` is followed by something other than the time's digits (`1979-05-27T@7:32:00Z`).
 ///
-/// Pure: a scan of the text that follows strings, comments and the brackets of values just enough to know where a
-/// table header can start (the first thing on a line, outside any string or value).
+/// Pure: a scan of the text that follows strings, comments, keys and the brackets of values just enough to know
+/// where a table header can start (the first thing on a line, outside any string or value) and where a value is.
 enum TOMLGuard {
     struct Problem: Equatable, Sendable {
         var line: Int
@@ -24,8 +25,11 @@ enum TOMLGuard {
         var atLineStart = true
         /// Inside a table header: its brackets are not a value's.
         var inHeader = false
-        /// Open brackets and braces of values.
-        var depth = 0
+        /// Open brackets and braces of values, innermost last.
+        var open: [Unicode.Scalar] = []
+        var depth: Int { open.count }
+        /// A key comes next (a line's start, after `{` or `,` in an inline table), not a value.
+        var expectKey = true
 
         func problem(at position: Int, _ message: String) -> Problem {
             Problem(line: line, column: position - lineStart + 1, message: message)
@@ -49,6 +53,21 @@ enum TOMLGuard {
             lineStart = position + 1
             atLineStart = true
             inHeader = false
+            if open.isEmpty { expectKey = true }
+        }
+        /// `YYYY-MM-DD` then `T` or `t` at `position`, and what follows the `T`.
+        func dateAndT(at position: Int) -> Int? {
+            let shape = "dddd-dd-ddT".unicodeScalars
+            guard position + shape.count <= scalars.count else { return nil }
+            for (offset, expected) in shape.enumerated() {
+                let actual = scalars[position + offset]
+                switch expected {
+                case "d": guard ("0"..."9").contains(actual) else { return nil }
+                case "T": guard actual == "T" || actual == "t" else { return nil }
+                default: guard actual == expected else { return nil }
+                }
+            }
+            return position + shape.count
         }
 
         while index < scalars.count {
@@ -114,9 +133,31 @@ enum TOMLGuard {
                 index = next
                 continue
             case "[", "{":
-                if !inHeader { depth += 1 }
+                if !inHeader {
+                    open.append(scalar)
+                    expectKey = scalar == "{"
+                }
             case "]", "}":
-                if !inHeader { depth = max(0, depth - 1) }
+                if !inHeader, !open.isEmpty {
+                    open.removeLast()
+                    expectKey = false
+                }
+            case "=":
+                expectKey = false
+            case ",":
+                if open.last == "{" { expectKey = true }
+            case "0"..."9" where !expectKey && !inHeader:
+                // A value's token starting here: a date-time must have the time's digits after its `T`.
+                let previous = index > 0 ? scalars[index - 1] : " "
+                if !isBareKeyCharacter(previous), previous != ".", previous != "+", previous != ":",
+                    let next = dateAndT(at: index), next < scalars.count
+                {
+                    let after = scalars[next]
+                    let ends: Set<Unicode.Scalar> = [" ", "\t", "\n", "\r", ",", "]", "}", "#"]
+                    if !("0"..."9").contains(after), !ends.contains(after) {
+                        return problem(at: next, "a date-time has the time's digits after 'T'")
+                    }
+                }
             default:
                 break
             }
