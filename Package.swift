@@ -90,6 +90,7 @@ let fuzzHarnesses: [(name: String, dependencies: [Target.Dependency])] = [
     ("MonPayloadFuzz", ["DeviceStatus"]),
     ("ConfigFuzz", ["DeviceStatus"]),
     ("PresenceDecoderFuzz", ["DeviceStatus"]),
+    ("OperationRequestFuzz", ["DeviceStatus"]),
 ]
 if Context.environment["DEVSTATUSD_FUZZ"] == "1" {
     package.targets += fuzzHarnesses.map { harness in
