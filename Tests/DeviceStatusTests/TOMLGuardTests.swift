@@ -18,6 +18,9 @@ import Testing
         ("[http]\nx = 1979-05-27T@7:32:00Z\n", 2, 16, "time's digits after 'T'"),
         ("[http]\nx = [1, 1979-05-27t:]\n", 2, 20, "time's digits after 'T'"),
         ("[http]\nx = { a = 2, b = 1979-05-27T-1:00 }\n", 2, 29, "time's digits after 'T'"),
+        ("[http]\nx = [1, }\n", 2, 9, "'}' closes an array"),
+        ("[http]\nx = { a = [1, [2, [ }]]] }\n", 2, 21, "'}' closes an array"),
+        ("[http]\nx = [ { a = 1 ] ]\n", 2, 15, "']' closes an inline table"),
     ])
     func reportsWhatTheParserWouldAbortOn(text: String, line: Int, column: Int, message: String) throws {
         let problem = try #require(TOMLGuard.firstProblem(in: text))

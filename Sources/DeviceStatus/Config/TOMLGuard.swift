@@ -5,7 +5,8 @@
 ///   followed by a line break or a comment);
 /// - a control character (anything below U+0020 but tab, line feed and carriage return, or U+007F): TOML allows none,
 ///   not even in strings or comments, and some of them, in a table header, reach the same assertion;
-/// - a date-time value whose `T` is followed by something other than the time's digits (`1979-05-27T@7:32:00Z`).
+/// - a date-time value whose `T` is followed by something other than the time's digits (`1979-05-27T@7:32:00Z`);
+/// - a `}` closing an array or a `]` closing an inline table (`x = [1, }`).
 ///
 /// Pure: a scan of the text that follows strings, comments, keys and the brackets of values just enough to know
 /// where a table header can start (the first thing on a line, outside any string or value) and where a value is.
@@ -138,7 +139,11 @@ enum TOMLGuard {
                     expectKey = scalar == "{"
                 }
             case "]", "}":
-                if !inHeader, !open.isEmpty {
+                if !inHeader, let opener = open.last {
+                    guard (opener == "[") == (scalar == "]") else {
+                        return problem(
+                            at: index, "'\(scalar)' closes \(opener == "[" ? "an array" : "an inline table")")
+                    }
                     open.removeLast()
                     expectKey = false
                 }
