@@ -69,6 +69,11 @@ def main():
         broker.publish("zigbee2mqtt/kitchen/lamp/availability", '{"state":"online"}', retain=True)
         daemon = harness.Daemon(binary, directory, broker.url, CONFIG)
         broker.publish("home/esp04/sensors/temperature", "21.5")
+        # The document's rule for ids with `/`, on the live daemon: `%2F` addresses the Zigbee2MQTT `kitchen/lamp`.
+        view = daemon.json("/devices/zigbee2mqtt/kitchen%2Flamp")
+        if (view["id"], view["source"]) != ("kitchen/lamp", "zigbee2mqtt"):
+            raise AssertionError(f"/devices/zigbee2mqtt/kitchen%2Flamp answered {view}")
+        print("ok: /devices/zigbee2mqtt/kitchen%2Flamp is the device kitchen/lamp", flush=True)
         # Hypothesis keeps its files in the temporary directory, not in the working tree.
         environment = dict(os.environ, DEVSTATUSD_TOKEN=TOKEN,
                            HYPOTHESIS_STORAGE_DIRECTORY=os.path.join(directory, "hypothesis"))
