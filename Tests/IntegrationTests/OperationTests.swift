@@ -394,7 +394,8 @@ struct OperationBenchmark {
 
     static func operationCount(_ port: Int, _ status: String) -> Int? {
         guard let metrics = try? httpGet(port: port, path: "/metrics").text else { return nil }
-        let prefix = "devstatusd_operations{status=\"\(status)\"} "
+        // Label values are lowercase in /metrics (the JSON API says QUEUED).
+        let prefix = "devstatusd_operations{status=\"\(status.lowercased())\"} "
         guard let line = metrics.split(separator: "\n").first(where: { $0.hasPrefix(prefix) }) else { return nil }
         return Int(Double(line.dropFirst(prefix.count)) ?? -1)
     }
