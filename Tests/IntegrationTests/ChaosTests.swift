@@ -11,6 +11,19 @@ import Testing
     static let messagesPerRound = 30
 
     /// The status of `device` at step `step` of the stream (Connect on even steps); `Time` grows with the step.
+    /// Publishes devices d0…d299 of type `chaos` (live, step = device) and waits until the daemon answers the last.
+    static func storeThreeHundredDevices(_ broker: MosquittoBroker, _ daemon: Daemon) async throws {
+        let publisher = try await connectedClient(broker)
+        for device in 0..<300 {
+            try await publisher.publish(
+                monTopic("chaos", "d\(device)"), payload(device: device, step: device), qos: 0)
+        }
+        let last = payload(device: 299, step: 299)
+        try await publisher.publish(monTopic("chaos", "d299"), last)
+        #expect(await eventually { (try? daemon.get("/chaos/d299").text) == last })
+        await publisher.stop()
+    }
+
     static func payload(device: Int, step: Int) -> String {
         let time = Date(timeIntervalSince1970: 1_700_000_000 + Double(step))
         let formatter = ISO8601DateFormatter()
@@ -215,16 +228,8 @@ import Testing
         let broker = try await MosquittoBroker()
         let directory = try TemporaryDirectory(prefix: "devstatusd-chaos-corrupt")
         var daemon = try await Daemon(brokerURL: broker.url, directory: directory)
-        let publisher = try await connectedClient(broker)
         // Live messages only: the broker keeps nothing that could repair the store behind the test's back.
-        for device in 0..<300 {
-            try await publisher.publish(
-                monTopic("chaos", "d\(device)"), Self.payload(device: device, step: device), qos: 0)
-        }
-        let last = Self.payload(device: 299, step: 299)
-        try await publisher.publish(monTopic("chaos", "d299"), last)
-        #expect(await eventually { (try? daemon.get("/chaos/d299").text) == last })
-        await publisher.stop()
+        try await Self.storeThreeHundredDevices(broker, daemon)
         #expect(await daemon.stop() == .exited(0))
         // The next start turns LevelDB's log into a table file.
         daemon = try await Daemon(brokerURL: broker.url, directory: directory)
@@ -271,15 +276,7 @@ import Testing
         let broker = try await MosquittoBroker()
         let directory = try TemporaryDirectory(prefix: "devstatusd-chaos-log")
         var daemon = try await Daemon(brokerURL: broker.url, directory: directory)
-        let publisher = try await connectedClient(broker)
-        for device in 0..<300 {
-            try await publisher.publish(
-                monTopic("chaos", "d\(device)"), Self.payload(device: device, step: device), qos: 0)
-        }
-        let last = Self.payload(device: 299, step: 299)
-        try await publisher.publish(monTopic("chaos", "d299"), last)
-        #expect(await eventually { (try? daemon.get("/chaos/d299").text) == last })
-        await publisher.stop()
+        try await Self.storeThreeHundredDevices(broker, daemon)
         // Killed: what was written stays in LevelDB's log (the next open turns it into a table).
         _ = daemon.process.killAndReap()
         let data = daemon.dataDirectory
