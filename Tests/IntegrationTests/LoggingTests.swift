@@ -6,20 +6,29 @@ import Testing
 /// What the daemon's log says and where it goes: the journal's native fields, the level from the config and
 /// SIGHUP, status transitions, the access log, and a client id taken over by another client.
 @Suite(.serialized) struct LoggingTests {
+    /// `JOURNAL_STREAM` as systemd sets it (`device:inode` of the stream) for a file standing in for the journal's
+    /// stream: the daemon compares it with its stderr to know it runs under journald.
+    static func journalStream(in directory: TemporaryDirectory) throws -> String {
+        let path = directory.file("daemon.log")
+        guard FileManager.default.createFile(atPath: path, contents: nil) else {
+            throw TestSupportError("cannot create \(path)")
+        }
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw TestSupportError("cannot stat \(path)") }
+        return "\(info.st_dev):\(info.st_ino)"
+    }
+
     @Test func underJournaldEntriesCarryDeviceFieldsForJournalctl() async throws {
         let broker = try await MosquittoBroker()
         let directory = try TemporaryDirectory(prefix: "devstatusd-journal")
         // The test plays journald: a datagram socket where the daemon is told the journal's socket is.
         let journal = try JournalListener(path: directory.file("journal.socket"))
         journal.start()
-        let logPath = directory.file("daemon.log")
-        #expect(FileManager.default.createFile(atPath: logPath, contents: nil))
-        var info = stat()
-        #expect(stat(logPath, &info) == 0)
+        let stream = try Self.journalStream(in: directory)
         let daemon = try await Daemon(
             brokerURL: broker.url, directory: directory,
             environment: [
-                "JOURNAL_STREAM": "\(info.st_dev):\(info.st_ino)", "DEVSTATUSD_JOURNAL_SOCKET": journal.path,
+                "JOURNAL_STREAM": stream, "DEVSTATUSD_JOURNAL_SOCKET": journal.path,
             ])
         let client = try await connectedClient(broker)
         try await client.publish(monTopic("type1", "ps1"), mon("Connect", "2024-01-02T03:04:05.000Z"))
@@ -48,14 +57,11 @@ import Testing
     @Test func withoutTheJournalSocketLinesGoToStderrWithPrioritiesAndNoPrefix() async throws {
         let broker = try await MosquittoBroker()
         let directory = try TemporaryDirectory(prefix: "devstatusd-journal")
-        let logPath = directory.file("daemon.log")
-        #expect(FileManager.default.createFile(atPath: logPath, contents: nil))
-        var info = stat()
-        #expect(stat(logPath, &info) == 0)
+        let stream = try Self.journalStream(in: directory)
         let daemon = try await Daemon(
             brokerURL: broker.url, directory: directory,
             environment: [
-                "JOURNAL_STREAM": "\(info.st_dev):\(info.st_ino)",
+                "JOURNAL_STREAM": stream,
                 "DEVSTATUSD_JOURNAL_SOCKET": directory.file("no-such.socket"),
             ])
         await daemon.stop()
