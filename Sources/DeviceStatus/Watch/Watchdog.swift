@@ -1,5 +1,5 @@
-/// The watchdog of IotMonitor's watched devices (docs/behaviour.md §3): a device is alive while a non-retained message arrives
-/// on one of its watch topics within its timeout; the first deadline runs from daemon start (a grace period).
+/// The watchdog of IotMonitor's watched devices (docs/behaviour.md §3): a device is alive while a non-retained message
+/// arrives on one of its watch topics within its timeout; the first deadline runs from daemon start (a grace period).
 ///
 /// Pure and clock-free: the caller passes the monotonic time (for deadlines) and the wall time (for what is
 /// published). Deadlines sit in a min-heap with one entry per device. Activity only moves a device's deadline;
@@ -92,9 +92,9 @@ public struct Watchdog: Sendable {
         devices[index].scheduled = old.scheduled
     }
 
-    /// Gives `device` what an earlier run of the daemon knew of it (SPEC §3, watchdog rule 3): its last activity,
-    /// and its state. One that was expired stays expired (no deadline) until it speaks; one that was alive keeps the
-    /// grace period it started with. Call `rebuildSchedule()` once after the last restore.
+    /// Gives `device` what an earlier run of the daemon knew of it (docs/behaviour.md §3, watchdog 3): its last
+    /// activity, and its state. One that was expired stays expired (no deadline) until it speaks; one that was alive
+    /// keeps the grace period it started with. Call `rebuildSchedule()` once after the last restore.
     public mutating func restore(device index: Int, lastActivity: Int64?, expired: Bool, since: Int64) {
         devices[index].lastActivity = lastActivity
         devices[index].since = since

@@ -1,6 +1,6 @@
 import Storage
 
-/// What survives a restart of a watched device's watchdog (SPEC §3, watchdog rule 3), kept in LevelDB under
+/// What survives a restart of a watched device's watchdog (docs/behaviour.md §3, watchdog 3), kept in LevelDB under
 /// `w/<name>` as one line of text: `1 <lastActivity or -> <helloCount> <expired 0|1> <since>` (times in wall-clock
 /// nanoseconds). A device that was alive gets a new grace period at start; one that was expired stays expired, with
 /// its last activity, until it speaks.
