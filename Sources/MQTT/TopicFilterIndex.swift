@@ -85,7 +85,8 @@ public struct TopicFilterIndex<Value: Sendable>: Sendable {
         let end = utf8[start...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
         // After a `/` comes another level, empty when the topic ends there.
         let next = end == utf8.endIndex ? nil : utf8.index(after: end)
-        if let child = node.children[topic[start..<end]] {
+        // Most levels under a `+` have no literal children: no hashing of the level then.
+        if !node.children.isEmpty, let child = node.children[topic[start..<end]] {
             walk(child, topic, from: next, isFirstLevel: false, isSystemTopic: isSystemTopic, body)
         }
         if wildcardsAllowed, let plus = node.plus {

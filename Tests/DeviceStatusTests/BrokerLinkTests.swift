@@ -117,6 +117,20 @@ import Testing
         }
     }
 
+    @Test func runsWhatWaitsForTheReplayOnceItIsThrough() {
+        let readiness = Readiness()
+        let runs = Mutex(0)
+        readiness.whenReplayFinished { runs.withLock { $0 += 1 } }
+        #expect(runs.withLock { $0 } == 0)
+        readiness.replayDidFinish()
+        #expect(runs.withLock { $0 } == 1)
+        // Once only; asked after the replay, at once.
+        readiness.replayDidFinish()
+        #expect(runs.withLock { $0 } == 1)
+        readiness.whenReplayFinished { runs.withLock { $0 += 10 } }
+        #expect(runs.withLock { $0 } == 11)
+    }
+
     @Test func aStaleMarkerDoesNotEndTheReplayAndAReconnectSendsANewOne() async throws {
         let fixture = try Fixture()
         try await testGracefulShutdown { shutdown in

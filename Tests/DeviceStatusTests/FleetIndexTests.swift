@@ -216,6 +216,61 @@ import Testing
         #expect(list.firstPosition { $0 >= 4999 }.map { list[$0] } == (values.suffix(1000).contains(4999) ? 4999 : nil))
     }
 
+    @Test func answersHeldBulkChangesAsItAnswersOneByOne() {
+        var generator = SeededGenerator(seed: 5)
+        let source = ModelSource()
+        for index in 0..<500 { source.model.devices["old/d\(index)"] = Entry(state: .offline, since: Int64(index)) }
+        let fleet = Self.fleet(over: source)
+        fleet.rebuild()
+        fleet.hold()
+        // A retained replay's worth of new devices (more than the index holds, more than `changedLimit`), with some
+        // of the known ones changed and removed.
+        let added = Fleet.changedLimit + 3000
+        for index in 0..<added {
+            let path = "new\(index % 7)/d\(index)"
+            let entry = Entry(
+                state: index % 3 == 0 ? .online : .offline, source: "mon",
+                since: Int64.random(in: 0..<1000, using: &generator),
+                lastSeen: Int64(index))
+            source.lock.withLock { source.model.devices[path] = entry }
+            fleet.markChanged(path)
+        }
+        for index in stride(from: 0, to: 500, by: 5) {
+            let path = "old/d\(index)"
+            source.lock.withLock { source.model.devices[path] = index % 10 == 0 ? nil : Entry(state: .expired) }
+            fleet.markChanged(path)
+        }
+        #expect(Fleet.rebuildBeatsSettling(changed: added + 100, indexed: 500))
+        #expect(!Fleet.rebuildBeatsSettling(changed: 100, indexed: 500))
+        #expect(!Fleet.rebuildBeatsSettling(changed: Fleet.changedLimit, indexed: 4 * Fleet.changedLimit))
+        func check(_ label: String) {
+            let model = source.lock.withLock { source.model }
+            var counts = Dictionary(uniqueKeysWithValues: DeviceState.allCases.map { ($0, 0) })
+            for entry in model.devices.values { counts[entry.state]! += 1 }
+            #expect(fleet.counts() == counts, "\(label)")
+            for query in [FleetQuery(limit: 1000), FleetQuery(status: .online, sort: .since, limit: 777)] {
+                let pages = Self.walk(fleet, query)
+                let paths = pages.flatMap { $0.devices.map(\.path) }
+                if query.sort == .key {
+                    #expect(paths == model.matching(query), "\(label)")
+                } else {
+                    #expect(paths.sorted() == model.matching(query).sorted(), "\(label)")
+                }
+                for device in pages.flatMap(\.devices) { #expect(device.entry == model.devices[device.path]) }
+            }
+        }
+        // Read while held: the read settles what changed (in bulk) first.
+        check("held")
+        fleet.release()
+        // After the release, changes are settled one by one again.
+        for index in 0..<20 {
+            let path = "new1/d\(index * 7 + 1)"
+            source.lock.withLock { source.model.devices[path] = Entry(state: .sleeping, source: "mon") }
+            fleet.markChanged(path)
+        }
+        check("released")
+    }
+
     @Test func waitsForTheFirstBuildThenJudgesOnlyWhatChanged() async {
         let source = ModelSource()
         source.model.devices["t/a"] = Entry(state: .online)

@@ -124,6 +124,30 @@ import Testing
         #expect(try log.entries(for: Self.key).first?.time == Self.baseTime + 1000)
     }
 
+    @Test func holdsTrimsUntilReleasedAndWritesEntriesMeanwhile() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try LevelDB(path: directory.file("db"))
+        var batch = WriteBatch()
+        for index in 0..<130 {
+            let entry = HistoryEntry(
+                time: Self.baseTime + Int64(index), from: .online, to: .offline, source: "mon", reason: nil)
+            batch.put(HistoryLog.key(path: Self.key.path, entry: entry), HistoryLog.encode(entry))
+        }
+        try store.write(batch)
+        let log = HistoryLog(store: store, logger: Logger(label: "test"))
+        log.hold()
+        log.record(Self.transition(.offline, .online, at: 1000))
+        log.flush()
+        // Written, not trimmed, and answered as before.
+        #expect(try Self.storedCount(store, Self.key) == 131)
+        #expect(try log.entries(for: Self.key).count == HistoryLog.maximumPerDevice)
+        #expect(try log.entries(for: Self.key).first?.time == Self.baseTime + 1000)
+        log.release()
+        await store.disk.drain()
+        #expect(try Self.storedCount(store, Self.key) == HistoryLog.maximumPerDevice)
+        #expect(try log.entries(for: Self.key).first?.time == Self.baseTime + 1000)
+    }
+
     @Test func readsHistoryWrittenWithTheFormerStatusSourceNameAsMon() throws {
         let directory = try TemporaryDirectory()
         let store = try LevelDB(path: directory.file("db"))

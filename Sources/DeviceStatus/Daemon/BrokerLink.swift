@@ -85,6 +85,7 @@ struct BrokerLink<Connection: MQTTConnection>: Service {
 
     private func ingest(marker: SyncMarker, after introduced: AsyncStream<Void>) async {
         var waitingForIntroduction = true
+        let syncTopic = syncTopic
         for await batch in client.messageBatches {
             if waitingForIntroduction {
                 waitingForIntroduction = false
@@ -193,6 +194,9 @@ struct ComponentRouter: Sendable {
     /// when several of its filters match.
     func route(_ messages: [MQTTMessage]) -> [[MQTTMessage]] {
         var routed = Array(repeating: [MQTTMessage](), count: count)
+        // Those that take every message share the batch itself.
+        for position in everything { routed[position] = messages }
+        guard index.count > 0 else { return routed }
         for message in messages {
             var taken: UInt64 = 0
             index.forEachMatch(message.topic) { position in
@@ -201,7 +205,6 @@ struct ComponentRouter: Sendable {
                 taken |= bit
                 routed[position].append(message)
             }
-            for position in everything { routed[position].append(message) }
         }
         return routed
     }

@@ -172,6 +172,14 @@ public final class Daemon: Sendable {
         let fleet = Fleet(directory: directory)
         fleet.observe(events)
         fleet.rebuildInBackground()
+        // The retained replay at start announces every device it brings: the fleet index and the history's trims
+        // follow once it is through, rather than taking CPU from it (what /readyz waits for is the statuses).
+        fleet.hold()
+        history.hold()
+        readiness.whenReplayFinished {
+            fleet.release()
+            history.release()
+        }
         // [availability]: B/availability/<type>/<id> and Home Assistant discovery, from the same judgements.
         let availability = AvailabilityPublisher(
             plan: AvailabilityPlan(settings: config.availability, baseTopic: config.mqtt.baseTopic), store: store,

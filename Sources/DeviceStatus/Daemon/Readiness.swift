@@ -11,6 +11,8 @@ public final class Readiness: Sendable {
 
     private let state = Mutex(State())
     private let storeFailure = Mutex<(@Sendable () -> String?)?>(nil)
+    /// Run once when the replay is through (work that waits for the replay rather than competing with it).
+    private let afterReplay = Mutex<[@Sendable () -> Void]>([])
 
     public init() {}
 
@@ -32,7 +34,25 @@ public final class Readiness: Sendable {
     func storeDidLoad() { state.withLock { $0.storeLoaded = true } }
     /// `failure` says why the store refuses writes, nil while it takes them: not ready meanwhile.
     func watchStore(_ failure: @escaping @Sendable () -> String?) { storeFailure.withLock { $0 = failure } }
-    func replayDidFinish() { state.withLock { $0.replayDone = true } }
+    func replayDidFinish() {
+        state.withLock { $0.replayDone = true }
+        let waiting = afterReplay.withLock { waiting in
+            defer { waiting = [] }
+            return waiting
+        }
+        for body in waiting { body() }
+    }
+
+    /// Runs `body` once the first retained replay is through (at once if it already is).
+    func whenReplayFinished(_ body: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state in
+            afterReplay.withLock { waiting in
+                if !state.replayDone { waiting.append(body) }
+            }
+            return state.replayDone
+        }
+        if now { body() }
+    }
     var replayFinished: Bool { state.withLock { $0.replayDone } }
 
     func mqtt(connected: Bool) {

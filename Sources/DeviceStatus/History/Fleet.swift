@@ -37,6 +37,9 @@ public final class Fleet: Sendable {
     private let changed = Mutex(Set<String>())
     /// Whether a settle of the changed devices is queued or running on `builder`.
     private let settling = Atomic(false)
+    /// While held (the broker's retained replay at start), changed devices are not settled every `changedLimit`:
+    /// they wait for `release()` or the next read, which settles them in bulk.
+    private let held = Atomic(false)
     private let firstBuild = DispatchSemaphore(value: 0)
     private let judge: @Sendable (String) -> FleetEntry?
     private let everything: @Sendable (_ body: (String, FleetEntry) -> Void) -> Void
@@ -72,13 +75,32 @@ public final class Fleet: Sendable {
         }
         // Judged apart from the emitter (the status registry, in the middle of a retained replay, would otherwise
         // spend a tenth of its time here); one settle in flight at a time.
-        if pending >= Self.changedLimit, state.withLock({ $0.built }),
+        if pending >= Self.changedLimit, !held.load(ordering: .relaxed), state.withLock({ $0.built }),
             settling.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         {
             Self.builder.async { [self] in
                 settle()
                 settling.store(false, ordering: .releasing)
             }
+        }
+    }
+
+    /// Holds the settling of changed devices until `release()`: a retained replay at start announces every device,
+    /// and judging them one by one meanwhile took CPU from the replay. Reads still settle first (their answers stay
+    /// current); the set of changed devices grows with the fleet meanwhile.
+    public func hold() {
+        held.store(true, ordering: .relaxed)
+    }
+
+    /// Ends `hold()`: what changed meanwhile is settled on the index's own thread (in bulk when it is much of the
+    /// fleet).
+    public func release() {
+        held.store(false, ordering: .relaxed)
+        guard settling.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
+        else { return }
+        Self.builder.async { [self] in
+            if state.withLock({ $0.built }) { settle() }
+            settling.store(false, ordering: .releasing)
         }
     }
 
@@ -130,8 +152,23 @@ public final class Fleet: Sendable {
             defer { set = [] }
             return set
         }
-        for path in paths { state.index.set(path, judge(path)) }
+        if Self.rebuildBeatsSettling(changed: paths.count, indexed: state.index.count) {
+            // Much of the fleet changed (a retained replay): one walk and three sorts cost less than inserting each
+            // device into three sorted orders. Every change taken above is in the table the walk reads.
+            var index = FleetIndex()
+            everything { path, entry in index.append(path, entry) }
+            index.finishAppending()
+            state.index = index
+            state.search = nil
+        } else {
+            for path in paths { state.index.set(path, judge(path)) }
+        }
         state.settledDuringRebuild?.formUnion(paths)
+    }
+
+    /// Whether rebuilding the index beats settling `changed` devices one by one in an index of `indexed`.
+    static func rebuildBeatsSettling(changed: Int, indexed: Int) -> Bool {
+        changed >= changedLimit && changed >= indexed / 2
     }
 
     // MARK: - Reading

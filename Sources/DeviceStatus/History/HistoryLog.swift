@@ -68,7 +68,13 @@ public final class HistoryLog: Sendable {
     private struct WriterState {
         /// Writes per device since start, modulo `pruneInterval`.
         var writes: [String: UInt8] = [:]
+        /// Devices to trim once `release()` is called (trims held by `hold()`).
+        var heldTrims: Set<String>?
     }
+
+    /// Devices trimmed per job on the disk queue after `release()`: other disk work (synced operation writes) waits
+    /// at most one such job.
+    static let trimChunk = 1024
 
     private let store: LevelDB
     private let logger: Logger
@@ -131,7 +137,36 @@ public final class HistoryLog: Sendable {
                 logger.error("could not store status history", metadata: ["error": "\(error)"])
             }
             buffer.withLock { $0.writing.removeAll() }
-            if !trim.isEmpty { self.trim(trim) }
+            guard !trim.isEmpty else { return }
+            if state.heldTrims != nil {
+                state.heldTrims?.formUnion(trim)
+            } else {
+                self.trim(trim)
+            }
+        }
+    }
+
+    /// Holds the trims (a reverse scan of each device's keys on its first write since start) until `release()`:
+    /// the broker's retained replay at start writes every device's first entry, and a hundred thousand scans
+    /// meanwhile took time from the replay. Entries are still written as they come; a device may hold more than
+    /// `maximumPerDevice` entries until its trim.
+    public func hold() {
+        writer.withLock { state in
+            if state.heldTrims == nil { state.heldTrims = [] }
+        }
+    }
+
+    /// Ends `hold()`: the held trims run on the disk queue, `trimChunk` devices per job.
+    public func release() {
+        let held = writer.withLock { state -> [String] in
+            defer { state.heldTrims = nil }
+            return Array(state.heldTrims ?? [])
+        }
+        var start = 0
+        while start < held.count {
+            let chunk = Set(held[start..<min(start + Self.trimChunk, held.count)])
+            store.disk.submit { [self] in trim(chunk) }
+            start += Self.trimChunk
         }
     }
 
