@@ -113,6 +113,30 @@ import Testing
         #expect(output.trimmingCharacters(in: .newlines).wholeMatch(of: pattern) != nil, "\(output)")
     }
 
+    /// The configuration texts on which the TOML library aborted the process (SIGABRT, exit 134: a restart loop under
+    /// systemd), Fuzz/seeds/ConfigFuzz/abort-*.toml: `check-config` and a start both name the line and exit 1.
+    @Test func aConfigThatAbortedTheTOMLLibraryIsALineNumberedErrorAndExitCodeOne() async throws {
+        let seeds = Self.repository.appendingPathComponent("Fuzz/seeds/ConfigFuzz")
+        let names = try FileManager.default.contentsOfDirectory(atPath: seeds.path).filter { $0.hasPrefix("abort-") }
+        #expect(names.count >= 3)
+        let directory = try TemporaryDirectory(prefix: "devstatusd-toml")
+        for name in names.sorted() {
+            let path = seeds.appendingPathComponent(name).path
+            let (checked, checkOutput) = try await Self.run(["check-config", "-c", path], in: directory)
+            #expect(checked == .exited(1), "\(name): \(checkOutput)")
+            // `<file>:<line>:<column>: [<table>] <key>: TOML syntax error: …` (table and key when there are).
+            let line = checkOutput.split(separator: "\n").first { $0.hasPrefix("\(path):") }
+            #expect(
+                line?.dropFirst(path.count).contains(/^:\d+:\d+: (.+: )?TOML syntax error:/) == true,
+                "\(checkOutput)")
+            let (started, startOutput) = try await Self.run(
+                ["-c", path, "--port", "0", "--broker", "tcp://127.0.0.1:1", "--data-dir", directory.file("data")],
+                in: directory)
+            #expect(started == .exited(1), "\(name): \(startOutput)")
+            #expect(startOutput.contains("\(path):"), "\(startOutput)")
+        }
+    }
+
     @Test(arguments: [("bash", "check-config"), ("zsh", "#compdef devstatusd"), ("fish", "complete -c 'devstatusd'")])
     func generatesCompletionScripts(shell: String, marker: String) async throws {
         let directory = try TemporaryDirectory(prefix: "devstatusd-completion")

@@ -70,13 +70,14 @@ public enum ConfigLoader {
     /// Parses config text; `fileName` only labels the errors. Relative paths inside (`cafile`,
     /// `tokenFile`) are checked relative to the working directory.
     public static func parse(text: String, fileName: String) -> Result<DaemonConfig, ConfigErrors> {
-        // What the TOML library would abort the process on rather than report (see TOMLGuard).
+        // The TOML library aborts the process on some malformed text rather than reporting it: it only ever reads
+        // text that TOMLGuard found to be TOML 1.0.0.
         if let problem = TOMLGuard.firstProblem(in: text) {
             return .failure(
                 ConfigErrors([
                     ConfigError(
-                        file: fileName, line: problem.line, column: problem.column, section: nil, name: nil,
-                        message: "TOML syntax error: \(problem.message)")
+                        file: fileName, line: problem.line, column: problem.column, section: problem.section,
+                        name: problem.key, message: "TOML syntax error: \(problem.message)")
                 ]))
         }
         let table: TOMLTable
