@@ -56,7 +56,29 @@ import Testing
         #expect(events[0].id < events[1].id)
         #expect(
             events[0].data
-                == #"{"type":"type1","id":"ps1","from":"online","to":"offline","source":"mon","reason":"Disconnect","time":"2023-11-14T22:13:20.000Z"}"#
+                == #"{"type":"type1","id":"ps1","from":"online","to":"offline","source":"mon","reason":"Disconnect","time":"2023-11-14T22:13:20.000Z","status":"offline"}"#
+        )
+    }
+
+    @Test func carriesTheOverallStatusReadWhenTheEventWasPublished() async throws {
+        let overall = Mutex<DeviceState?>(.expired)
+        let fixture = try Fixture(StatusEventStream(overallStatus: { _ in overall.withLock { $0 } }))
+        let reader = try await fixture.open()
+        #expect(await eventually { fixture.stream.streamCount == 1 })
+        fixture.stream.publish(Self.transition(.offline, .online))
+        try await reader.read(until: #""status":"expired""#)
+        #expect(reader.events.last?.data.contains(#""from":"offline","to":"online""#) == true)
+        // Kept with the event: a stream resuming later gets the status as it was then, not as it is now.
+        overall.withLock { $0 = .online }
+        let resumed = try await fixture.open(lastEventID: "0")
+        try await resumed.read(until: #""status":"expired""#)
+        #expect(resumed.events.count == 1)
+        // No overall status known: the event's own `to`.
+        overall.withLock { $0 = nil }
+        fixture.stream.publish(Self.transition(.online, .offline))
+        try await reader.read(
+            until:
+                #""to":"offline","source":"mon","reason":"Disconnect","time":"2023-11-14T22:13:20.000Z","status":"offline""#
         )
     }
 

@@ -133,6 +133,47 @@ import Testing
         await client.stop()
     }
 
+    /// A device known from its status topic and a watchdog: an event carries what its source said (`from`/`to`)
+    /// and the device's overall status after it, which the watchdog holds at `expired` until it hears the device.
+    @Test func eventsCarryTheOverallStatusWhenAnotherSignalHoldsTheDeviceDown() async throws {
+        let broker = try await MosquittoBroker()
+        let config = """
+            [device_plug]
+            type = "type1"
+            id = "plug"
+            watchTimeOut = 1
+            watchTopics = "plugs/plug/#"
+            """
+        let daemon = try await Daemon(brokerURL: broker.url, config: config)
+        let client = try await connectedClient(broker)
+        let stream = try await EventStreamReader(port: daemon.port)
+        func lastData() throws -> [String: String] {
+            let text = try #require(stream.events.last?.data)
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+            return object.compactMapValues { $0 as? String }
+        }
+
+        // Silent past its grace period: the watchdog expires it.
+        try await stream.read(until: #""to":"expired""#)
+        let expired = try lastData()
+        #expect(expired["source"] == "watchdog" && expired["status"] == "expired")
+        // Its status topic says online: that is the event's `to`, but the device stays expired.
+        try await client.publish(monTopic("type1", "plug"), mon("Connect", "2024-03-01T10:00:00.000Z", id: "plug"))
+        try await stream.read(until: #""source":"mon""#)
+        let connected = try lastData()
+        #expect(connected["from"] == "unknown" && connected["to"] == "online")
+        #expect(connected["status"] == "expired")
+        #expect(try daemon.json("/devices/type1/plug")["status"] as? String == "expired")
+        // A message on its watch topic: alive again, and now online overall.
+        try await client.publish("plugs/plug/power", "on")
+        try await stream.read(until: #""from":"expired","to":"online""#)
+        let alive = try lastData()
+        #expect(alive["source"] == "watchdog" && alive["status"] == "online")
+        stream.close()
+        #expect(await daemon.stop() == .exited(0))
+        await client.stop()
+    }
+
     @Test func searchesSortsAndRefusesUnknownOrBadParametersNamingThem() async throws {
         let broker = try await MosquittoBroker()
         let daemon = try await Daemon(brokerURL: broker.url)

@@ -313,8 +313,13 @@ extension DashboardAssets {
           stats.events++;
           const key = event.type + '/' + event.id;
           const row = view.rows.get(key);
+          // `to` is what the event's source said; `status` what the device is now, every signal together (a device
+          // whose watchdog expired stays expired when its status topic says online).
+          const status = event.status || event.to;
+          // What the counts held the device as: its row's status, or else (one signal) the event's `from`.
+          const before = row ? row.device.status : (status === event.to ? event.from : null);
           if (row) {
-            row.device.status = event.to;
+            row.device.status = status;
             row.device.source = event.source;
             row.device.since = event.time;
             fillRow(row);
@@ -322,9 +327,9 @@ extension DashboardAssets {
             stats.applied++;
           }
           // The counts shown are the fleet's (or the type's): moved at once, made exact by the next refresh.
-          if (!view.countsType || view.countsType === event.type) {
-            if (event.from in view.counts) view.counts[event.from]--;
-            if (event.to in view.counts) view.counts[event.to]++;
+          if ((!view.countsType || view.countsType === event.type) && before !== null && before !== status) {
+            if (before in view.counts) view.counts[before]--;
+            if (status in view.counts) view.counts[status]++;
             scheduleCounts();
           }
           if (event.time) {

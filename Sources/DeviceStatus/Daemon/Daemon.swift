@@ -129,16 +129,19 @@ public final class Daemon: Sendable {
         }
         readiness.storeDidLoad()
         readiness.watchStore { store.failure.map { "\($0.message)" } }
-        // Status transitions: kept per device (history) and streamed (GET /events).
+        // Status transitions: kept per device (history); streamed (GET /events) once the watchdog is made, below.
         let history = HistoryLog(store: store, logger: logger)
         history.observe(events)
-        let eventStream = StatusEventStream()
-        eventStream.observe(events)
         TransitionLog.observe(events, logger: logger)
         metrics.observe(events)
         metrics.sample(storeDirectory: config.storage.dataDir)
         let watch = WatchService(
             devices: config.watched, baseTopic: config.mqtt.baseTopic, store: store, events: events, logger: logger)
+        // Each event with the device's overall status once it applied (status topic and watchdog together).
+        let eventStream = StatusEventStream(overallStatus: { [snapshot = watch.snapshot] key in
+            DeviceDirectory.judge(record: table.record(for: key), watch: snapshot.info(forPath: key.path))?.state
+        })
+        eventStream.observe(events)
         let operations = OperationDelivery(
             store: store, settings: config.operations, events: events,
             isOnline: { [snapshot = watch.snapshot] key in

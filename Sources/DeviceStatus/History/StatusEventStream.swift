@@ -6,7 +6,11 @@ import Synchronization
 ///
 ///     id: 1717171717123456789
 ///     event: status
-///     data: {"type":"type1","id":"ps1","from":"online","to":"offline","source":"mon","reason":"Disconnect","time":"…"}
+///     data: {"type":"type1","id":"ps1","from":"online","to":"offline","source":"mon","reason":"Disconnect","time":"…","status":"offline"}
+///
+/// `from` and `to` are what the event's `source` said; `status` is the device's overall status once the event applied
+/// (the least favourable of every signal, as `GET /devices/<type>/<id>` answers it): they differ when another source
+/// still holds the device down, e.g. a watched device whose watchdog expired comes back `online` on its status topic.
 ///
 /// Ids are wall-clock nanoseconds at publication (kept strictly increasing), so they stay unique and ordered across
 /// daemon restarts. The last `ringCapacity` events are kept in memory: a client reconnecting with `Last-Event-ID`
@@ -31,7 +35,7 @@ public final class StatusEventStream: Service {
     }
 
     private struct State {
-        var ring: [(id: Int64, event: DeviceEvent)] = []
+        var ring: [(id: Int64, event: DeviceEvent, status: DeviceState)] = []
         /// Index of the oldest entry once the ring is full.
         var ringStart = 0
         /// The id of the newest event that fell out of the ring (0: none).
@@ -44,7 +48,7 @@ public final class StatusEventStream: Service {
         var stopped = false
 
         /// Events after `id`, oldest first.
-        func events(after id: Int64) -> [(id: Int64, event: DeviceEvent)] {
+        func events(after id: Int64) -> [(id: Int64, event: DeviceEvent, status: DeviceState)] {
             let ordered = ring[ringStart...] + ring[..<ringStart]
             return ordered.filter { $0.id > id }
         }
@@ -56,18 +60,23 @@ public final class StatusEventStream: Service {
     /// Streams open at once at most (503 beyond); default 256.
     public let maximumStreams: Int
     private let clock: @Sendable () -> Int64
+    private let overallStatus: @Sendable (DeviceKey) -> DeviceState?
 
     /// - Parameters:
     ///   - heartbeatInterval: time between comment lines; default 15 s.
     ///   - maximumStreams: open streams at most; default 256.
     ///   - clock: wall-clock nanoseconds, the source of event ids; default the system's.
+    ///   - overallStatus: a device's overall status now, read when an event is published (the emitters apply a change
+    ///     before they announce it); nil, or no function (the default), takes the event's `to`.
     public init(
         heartbeatInterval: Duration = defaultHeartbeat, maximumStreams: Int = defaultMaximumStreams,
-        clock: @escaping @Sendable () -> Int64 = wallClockNanoseconds
+        clock: @escaping @Sendable () -> Int64 = wallClockNanoseconds,
+        overallStatus: @escaping @Sendable (DeviceKey) -> DeviceState? = { _ in nil }
     ) {
         self.heartbeatInterval = heartbeatInterval
         self.maximumStreams = maximumStreams
         self.clock = clock
+        self.overallStatus = overallStatus
     }
 
     /// Publishes every status transition `events` announces.
@@ -83,21 +92,23 @@ public final class StatusEventStream: Service {
 
     /// Keeps a transition in the ring and sends it to every open stream; hellos are ignored.
     public func publish(_ event: DeviceEvent) {
-        guard case .transition = event.kind else { return }
+        guard case .transition(_, let to) = event.kind else { return }
         let now = clock()
+        // Read outside the lock: the status as of this event, kept with it for streams that resume later.
+        let status = overallStatus(event.key) ?? to
         state.withLock { state in
             let id = max(state.lastID + 1, now)
             state.lastID = id
             if state.ring.count < Self.ringCapacity {
-                state.ring.append((id, event))
+                state.ring.append((id, event, status))
             } else {
                 state.evictedThrough = state.ring[state.ringStart].id
-                state.ring[state.ringStart] = (id, event)
+                state.ring[state.ringStart] = (id, event, status)
                 state.ringStart = (state.ringStart + 1) % Self.ringCapacity
             }
             guard !state.subscribers.isEmpty else { return }
             // Sent under the lock, so that a stream starting now gets every event once and in order.
-            let bytes = Array(Self.frame(id: id, event: event).utf8)
+            let bytes = Array(Self.frame(id: id, event: event, status: status).utf8)
             for subscriber in state.subscribers.values { subscriber.stream.send(bytes) }
         }
     }
@@ -177,7 +188,9 @@ public final class StatusEventStream: Service {
                 if resumeAfter < state.evictedThrough {
                     text += ": missed events: the oldest kept has id \(state.events(after: 0).first?.id ?? 0)\n\n"
                 }
-                for (id, event) in state.events(after: resumeAfter) { text += Self.frame(id: id, event: event) }
+                for (id, event, status) in state.events(after: resumeAfter) {
+                    text += Self.frame(id: id, event: event, status: status)
+                }
                 if !text.isEmpty { stream.send(text) }
             }
             let id = state.nextSubscriber
@@ -196,13 +209,13 @@ public final class StatusEventStream: Service {
     }
 
     /// One event in the SSE wire format.
-    static func frame(id: Int64, event: DeviceEvent) -> String {
+    static func frame(id: Int64, event: DeviceEvent, status: DeviceState) -> String {
         guard case .transition(let from, let to) = event.kind else { return "" }
         let data = JSONText.object([
             ("type", JSONText.quote(event.key.type)), ("id", JSONText.quote(event.key.id)),
             ("from", JSONText.quote(from.rawValue)), ("to", JSONText.quote(to.rawValue)),
             ("source", JSONText.quote(event.source)), ("reason", event.reason.map(JSONText.quote) ?? "null"),
-            ("time", DeviceDirectory.time(event.time)),
+            ("time", DeviceDirectory.time(event.time)), ("status", JSONText.quote(status.rawValue)),
         ])
         return "id: \(id)\nevent: status\ndata: \(data)\n\n"
     }
