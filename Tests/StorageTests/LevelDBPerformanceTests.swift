@@ -3,8 +3,9 @@ import Storage
 import TestSupport
 import Testing
 
-/// Figures for the README: `DEVSTATUSD_PERF=1 swift test -c release --filter LevelDBPerformanceTests`
-/// runs 1,000,000 records; by default 100,000 keep the suite quick.
+/// Puts, a full scan and synced batches at scale, with their rates printed (figures, not assertions):
+/// `DEVSTATUSD_PERF=1 swift test -c release --filter LevelDBPerformanceTests` runs 1,000,000 records; by default
+/// 100,000 keep the suite quick.
 @Suite struct LevelDBPerformanceTests {
     static let records = ProcessInfo.processInfo.environment["DEVSTATUSD_PERF"] != nil ? 1_000_000 : 100_000
 
@@ -21,7 +22,7 @@ import Testing
         return key
     }
 
-    @Test func batchedPutsAndFullScanAreFast() throws {
+    @Test func batchedPutsAndAFullScanKeepEveryRecord() throws {
         let directory = try TemporaryDirectory(prefix: "storage-perf")
         let db = try LevelDB(path: directory.file("db"))
         let value = [UInt8](repeating: 0x5A, count: 64)
@@ -69,10 +70,9 @@ import Testing
             "LevelDB: \(n) puts in batches of 1000: \(putTime) (\(rate(n, putTime)) records/s); "
                 + "forEach over \(seen): \(scanTime) (\(rate(seen, scanTime)) records/s); "
                 + "sync batches of 500: \(rate(syncRecords, syncTime)) records/s")
+        // The figures are printed, not asserted (a time limit in a test fails on a busy machine and proves nothing
+        // on an idle one): the daemon's start-up load is measured by `devstatusd-bench restart`.
         #expect(seen == n)
         #expect(bytes == n * 80)
-        // The daemon loads every record at startup: 1,000,000 must scan in well under a second
-        // (allowing 3× for a debug build).
-        #expect(scanTime < .seconds(3) * (Double(n) / 1_000_000), "scan took \(scanTime)")
     }
 }
