@@ -5,7 +5,11 @@
 /// (including the parent), and filters starting with a wildcard don't match `$`-topics.
 public struct TopicFilterIndex<Value: Sendable>: Sendable {
     @usableFromInline final class Node: @unchecked Sendable {
-        @usableFromInline var children: [Substring: Node] = [:]
+        /// The literal levels below this one, each with its bytes: compared byte by byte, as `TopicFilter.matches`
+        /// compares levels, and found without hashing while there are few.
+        @usableFromInline var children: [Child] = []
+        /// With more than `linearLimit` children: their positions by a hash of the level's bytes.
+        @usableFromInline var lookup: [UInt64: [Int]]?
         @usableFromInline var plus: Node?
         /// Values of filters ending in `#` at this node.
         @usableFromInline var hashValues: [Value] = []
@@ -13,6 +17,43 @@ public struct TopicFilterIndex<Value: Sendable>: Sendable {
         @usableFromInline var values: [Value] = []
 
         @usableFromInline init() {}
+
+        /// Children looked up by a linear walk up to this many; beyond, through `lookup`.
+        @usableFromInline static var linearLimit: Int { 8 }
+
+        /// The child for the level `bytes`, if a filter has that literal level here.
+        @inlinable func child(_ bytes: UnsafeBufferPointer<UInt8>) -> Node? {
+            if let lookup {
+                guard let positions = lookup[TopicFilterIndex.hash(bytes)] else { return nil }
+                for position in positions where TopicFilterIndex.equal(children[position].key, bytes) {
+                    return children[position].node
+                }
+                return nil
+            }
+            for child in children where TopicFilterIndex.equal(child.key, bytes) { return child.node }
+            return nil
+        }
+
+        /// The child for `key`, created if missing.
+        func child(adding key: [UInt8]) -> Node {
+            if let existing = key.withUnsafeBufferPointer({ child($0) }) { return existing }
+            let node = Node()
+            children.append(Child(key: key, node: node))
+            if children.count > Self.linearLimit {
+                var lookup: [UInt64: [Int]] = [:]
+                for (position, child) in children.enumerated() {
+                    lookup[child.key.withUnsafeBufferPointer { TopicFilterIndex.hash($0) }, default: []].append(
+                        position)
+                }
+                self.lookup = lookup
+            }
+            return node
+        }
+    }
+
+    @usableFromInline struct Child {
+        @usableFromInline let key: [UInt8]
+        @usableFromInline let node: Node
     }
 
     @usableFromInline var root = Node()
@@ -35,13 +76,7 @@ public struct TopicFilterIndex<Value: Sendable>: Sendable {
                 if node.plus == nil { node.plus = Node() }
                 node = node.plus!
             } else {
-                if let child = node.children[level] {
-                    node = child
-                } else {
-                    let child = Node()
-                    node.children[level] = child
-                    node = child
-                }
+                node = node.child(adding: Array(level.utf8))
             }
         }
         node.values.append(value)
@@ -50,14 +85,18 @@ public struct TopicFilterIndex<Value: Sendable>: Sendable {
 
     /// Calls `body` with every value whose filter matches `topic`.
     ///
-    /// Runs for every message (a few times each): the levels are found as the walk goes, with no array of them
-    /// built, and the code is inlinable so that callers get it specialized for their `Value`.
+    /// Runs for every message (a few times each): the walk goes over the topic's UTF-8 bytes, finding the levels as
+    /// it goes, with no array, substring or hash of them made while a node has few literal children; the code is
+    /// inlinable so that callers get it specialized for their `Value`.
     @inlinable
     public func forEachMatch(_ topic: String, _ body: (Value) -> Void) {
         // An empty topic name is not a topic (MQTT 3.1.1 §4.7.3): nothing matches it.
         guard !topic.isEmpty else { return }
-        let isSystemTopic = topic.utf8.first == UInt8(ascii: "$")
-        Self.walk(root, topic, from: topic.startIndex, isFirstLevel: true, isSystemTopic: isSystemTopic, body)
+        var topic = topic
+        topic.withUTF8 { bytes in
+            let isSystemTopic = bytes[0] == UInt8(ascii: "$")
+            Self.walk(root, bytes, from: 0, isFirstLevel: true, isSystemTopic: isSystemTopic, body)
+        }
     }
 
     /// The values whose filters match `topic`.
@@ -67,11 +106,10 @@ public struct TopicFilterIndex<Value: Sendable>: Sendable {
         return result
     }
 
-    /// Walks from `node` with the level of `topic` that starts at `start` (nil: no level left; `/` is ASCII, so
-    /// positions in its UTF-8 view are String indices).
+    /// Walks from `node` with the level of `topic` that starts at `start` (nil: no level left).
     @inlinable
     static func walk(
-        _ node: Node, _ topic: String, from start: String.Index?, isFirstLevel: Bool, isSystemTopic: Bool,
+        _ node: Node, _ topic: UnsafeBufferPointer<UInt8>, from start: Int?, isFirstLevel: Bool, isSystemTopic: Bool,
         _ body: (Value) -> Void
     ) {
         let wildcardsAllowed = !(isFirstLevel && isSystemTopic)
@@ -81,12 +119,11 @@ public struct TopicFilterIndex<Value: Sendable>: Sendable {
             for value in node.values { body(value) }
             return
         }
-        let utf8 = topic.utf8
-        let end = utf8[start...].firstIndex(of: UInt8(ascii: "/")) ?? utf8.endIndex
+        var end = start
+        while end < topic.count && topic[end] != UInt8(ascii: "/") { end += 1 }
         // After a `/` comes another level, empty when the topic ends there.
-        let next = end == utf8.endIndex ? nil : utf8.index(after: end)
-        // Most levels under a `+` have no literal children: no hashing of the level then.
-        if !node.children.isEmpty, let child = node.children[topic[start..<end]] {
+        let next = end == topic.count ? nil : end + 1
+        if !node.children.isEmpty, let child = node.child(UnsafeBufferPointer(rebasing: topic[start..<end])) {
             walk(child, topic, from: next, isFirstLevel: false, isSystemTopic: isSystemTopic, body)
         }
         if wildcardsAllowed, let plus = node.plus {
@@ -94,12 +131,29 @@ public struct TopicFilterIndex<Value: Sendable>: Sendable {
         }
     }
 
+    /// Whether a child's level is `bytes`.
+    @inlinable static func equal(_ key: [UInt8], _ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard key.count == bytes.count else { return false }
+        return key.withUnsafeBufferPointer { key in
+            for index in 0..<key.count where key[index] != bytes[index] { return false }
+            return true
+        }
+    }
+
+    /// FNV-1a of a level's bytes (for nodes with many literal children).
+    @inlinable static func hash(_ bytes: UnsafeBufferPointer<UInt8>) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return hash
+    }
+
     private func copy(_ node: Node) -> Node {
         let result = Node()
         result.values = node.values
         result.hashValues = node.hashValues
         result.plus = node.plus.map(copy)
-        for (key, child) in node.children { result.children[key] = copy(child) }
+        result.children = node.children.map { Child(key: $0.key, node: copy($0.node)) }
+        result.lookup = node.lookup
         return result
     }
 }

@@ -124,7 +124,7 @@ import Testing
         #expect(try log.entries(for: Self.key).first?.time == Self.baseTime + 1000)
     }
 
-    @Test func holdsTrimsUntilReleasedAndWritesEntriesMeanwhile() async throws {
+    @Test func holdsWritesUntilReleasedAndAnswersFromTheBufferMeanwhile() async throws {
         let directory = try TemporaryDirectory()
         let store = try LevelDB(path: directory.file("db"))
         var batch = WriteBatch()
@@ -137,15 +137,42 @@ import Testing
         let log = HistoryLog(store: store, logger: Logger(label: "test"))
         log.hold()
         log.record(Self.transition(.offline, .online, at: 1000))
-        log.flush()
-        // Written, not trimmed, and answered as before.
-        #expect(try Self.storedCount(store, Self.key) == 131)
+        for index in 0..<(HistoryLog.flushChunk + 10) {
+            log.record(
+                Self.transition(.unknown, .offline, at: Int64(index), key: DeviceKey(type: "bulk", id: "d\(index)")))
+        }
+        // Whatever the disk queue had to do is done: nothing was written, and every entry is answered.
+        await store.disk.drain()
+        #expect(try Self.storedCount(store, Self.key) == 130)
+        #expect(try Self.storedCount(store, DeviceKey(type: "bulk", id: "d0")) == 0)
         #expect(try log.entries(for: Self.key).count == HistoryLog.maximumPerDevice)
         #expect(try log.entries(for: Self.key).first?.time == Self.baseTime + 1000)
+        #expect(try log.entries(for: DeviceKey(type: "bulk", id: "d7")).count == 1)
+        // Released: written in chunks by the disk queue, the device trimmed on its first write.
         log.release()
+        #expect(
+            await eventually {
+                (try? Self.storedCount(store, DeviceKey(type: "bulk", id: "d\(HistoryLog.flushChunk + 9)"))) == 1
+            })
         await store.disk.drain()
         #expect(try Self.storedCount(store, Self.key) == HistoryLog.maximumPerDevice)
         #expect(try log.entries(for: Self.key).first?.time == Self.baseTime + 1000)
+        #expect(try log.entries(for: DeviceKey(type: "bulk", id: "d7")).count == 1)
+    }
+
+    @Test func flushWritesEverythingEvenWhileHeld() throws {
+        let directory = try TemporaryDirectory()
+        let store = try LevelDB(path: directory.file("db"))
+        let log = HistoryLog(store: store, logger: Logger(label: "test"))
+        log.hold()
+        for index in 0..<(HistoryLog.flushChunk + 10) {
+            log.record(
+                Self.transition(.unknown, .offline, at: Int64(index), key: DeviceKey(type: "bulk", id: "d\(index)")))
+        }
+        // As at a stop: everything buffered is written.
+        log.flush()
+        #expect(try Self.storedCount(store, DeviceKey(type: "bulk", id: "d0")) == 1)
+        #expect(try Self.storedCount(store, DeviceKey(type: "bulk", id: "d\(HistoryLog.flushChunk + 9)")) == 1)
     }
 
     @Test func readsHistoryWrittenWithTheFormerStatusSourceNameAsMon() throws {

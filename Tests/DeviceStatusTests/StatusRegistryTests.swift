@@ -75,6 +75,29 @@ import Testing
         #expect(registry.table.count == 0)
     }
 
+    @Test func storesTheDeviceCountWithEveryBatchWhileEarlierBatchesAreInFlight() async throws {
+        let directory = try TemporaryDirectory()
+        let (registry, store) = try makeRegistry(directory)
+        func stored() throws -> Int? {
+            try store.get(StatusRegistry.countKey).flatMap { Int(String(decoding: $0, as: UTF8.self)) }
+        }
+        let connect = { (second: Int) in Fixtures.mon("Connect", time: "2020-01-01T00:00:0\(second).000Z") }
+        // Handed over without waiting: each batch is judged against the ones still being stored.
+        await registry.consumeBatch([
+            message("a", connect(1)), message("b", connect(1)), message("c", connect(1)),
+            message("a", Fixtures.mon("Disconnect", time: "2020-01-01T00:00:02.000Z")),
+        ])
+        await registry.consumeBatch([
+            message("b", []), message("d", connect(1)), message("d", []), message("e", connect(1)),
+        ])
+        await registry.consumeBatch([message("a", []), message("z", [])])
+        await registry.drain()
+        #expect(registry.table.count == 2)
+        #expect(try stored() == 2)
+        await registry.ingest([message("f", connect(1)), message("c", connect(2))])
+        #expect(try stored() == 3)
+    }
+
     @Test func persistsEveryAcceptedChangeAcrossARestart() async throws {
         let directory = try TemporaryDirectory()
         let connect = Fixtures.mon("Connect", time: "2020-01-01T00:00:02.000Z")

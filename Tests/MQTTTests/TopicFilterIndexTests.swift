@@ -41,4 +41,20 @@ import Testing
             #expect(Set(index.matches(topic)) == expected, "topic \(topic)")
         }
     }
+
+    /// A node with many literal children (a watched device's topics each) finds them through its hashed lookup.
+    @Test func findsLevelsAmongManySiblingsAndComparesThemByteForByte() throws {
+        var index = TopicFilterIndex<Int>()
+        for number in 0..<200 { index.insert(try TopicFilter("watch/dev\(number)/+"), number) }
+        index.insert(try TopicFilter("watch/caf\u{E9}/x"), 1000)
+        #expect(index.matches("watch/dev0/a") == [0])
+        #expect(index.matches("watch/dev199/b") == [199])
+        #expect(index.matches("watch/dev200/b").isEmpty)
+        #expect(index.matches("watch/dev1").isEmpty)
+        #expect(index.matches("watch/caf\u{E9}/x") == [1000])
+        // The same text decomposed (e + combining acute): other bytes, so another topic, as for TopicFilter.matches.
+        let decomposed = "watch/cafe\u{301}/x"
+        #expect(index.matches(decomposed).isEmpty)
+        #expect(try !TopicFilter("watch/caf\u{E9}/x").matches(decomposed))
+    }
 }

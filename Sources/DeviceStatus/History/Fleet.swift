@@ -23,6 +23,8 @@ public final class Fleet: Sendable {
         /// While a rebuild walks the fleet: the devices settled meanwhile into the index it will replace, to be
         /// judged again in the new one.
         var settledDuringRebuild: Set<String>?
+        /// Bumped by every settle that rebuilt the index whole: a rebuild that began before keeps the newer index.
+        var wholeRebuilds = 0
     }
 
     private struct Search {
@@ -40,6 +42,9 @@ public final class Fleet: Sendable {
     /// While held (the broker's retained replay at start), changed devices are not settled every `changedLimit`:
     /// they wait for `release()` or the next read, which settles them in bulk.
     private let held = Atomic(false)
+    /// Set while held once the changed devices are much of the fleet (a replay): the next settle rebuilds the index
+    /// whole, so further marks need not be kept.
+    private let everythingChanged = Atomic(false)
     private let firstBuild = DispatchSemaphore(value: 0)
     private let judge: @Sendable (String) -> FleetEntry?
     private let everything: @Sendable (_ body: (String, FleetEntry) -> Void) -> Void
@@ -69,13 +74,25 @@ public final class Fleet: Sendable {
 
     /// `path` may have changed: it is judged again before the next read.
     public func markChanged(_ path: String) {
+        // The change is in what the next whole rebuild reads (events follow the change).
+        if everythingChanged.load(ordering: .sequentiallyConsistent) { return }
         let pending = changed.withLock { set -> Int in
             set.insert(path)
             return set.count
         }
+        if held.load(ordering: .relaxed) {
+            // Held (a replay): once the changes are much of the fleet, stop keeping them one by one.
+            if pending % Self.changedLimit == 0,
+                Self.rebuildBeatsSettling(changed: pending, indexed: state.withLock { $0.index.count })
+            {
+                everythingChanged.store(true, ordering: .sequentiallyConsistent)
+                changed.withLock { $0 = [] }
+            }
+            return
+        }
         // Judged apart from the emitter (the status registry, in the middle of a retained replay, would otherwise
         // spend a tenth of its time here); one settle in flight at a time.
-        if pending >= Self.changedLimit, !held.load(ordering: .relaxed), state.withLock({ $0.built }),
+        if pending >= Self.changedLimit, state.withLock({ $0.built }),
             settling.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged
         {
             Self.builder.async { [self] in
@@ -108,14 +125,20 @@ public final class Fleet: Sendable {
     /// that change meanwhile are marked by their events and judged after.
     public func rebuild() {
         let everything = everything
-        state.withLock { $0.settledDuringRebuild = [] }
+        let generation = state.withLock { state in
+            state.settledDuringRebuild = []
+            return state.wholeRebuilds
+        }
         // Built apart, then swapped in: reads go on meanwhile with the old index (or wait for the first).
         var index = FleetIndex()
         everything { path, entry in index.append(path, entry) }
         index.finishAppending()
         let (first, settled) = state.withLock { state -> (Bool, Set<String>) in
-            state.index = index
-            state.search = nil
+            // A settle that rebuilt the index whole meanwhile read the fleet after this walk: its index is newer.
+            if state.wholeRebuilds == generation || !state.built {
+                state.index = index
+                state.search = nil
+            }
             defer {
                 state.built = true
                 state.settledDuringRebuild = nil
@@ -148,11 +171,12 @@ public final class Fleet: Sendable {
     }
 
     private func settle(_ state: inout State) {
+        let everythingChanged = everythingChanged.exchange(false, ordering: .sequentiallyConsistent)
         let paths = changed.withLock { set -> Set<String> in
             defer { set = [] }
             return set
         }
-        if Self.rebuildBeatsSettling(changed: paths.count, indexed: state.index.count) {
+        if everythingChanged || Self.rebuildBeatsSettling(changed: paths.count, indexed: state.index.count) {
             // Much of the fleet changed (a retained replay): one walk and three sorts cost less than inserting each
             // device into three sorted orders. Every change taken above is in the table the walk reads.
             var index = FleetIndex()
@@ -160,6 +184,7 @@ public final class Fleet: Sendable {
             index.finishAppending()
             state.index = index
             state.search = nil
+            state.wholeRebuilds += 1
         } else {
             for path in paths { state.index.set(path, judge(path)) }
         }

@@ -61,6 +61,8 @@ public final class HistoryLog: Sendable {
         /// Taken by the writer, not yet in the store.
         var writing: [(path: String, entry: HistoryEntry)] = []
         var flushScheduled = false
+        /// While held (`hold()`), nothing is scheduled: entries wait here, answered from the buffer.
+        var held = false
         var sequence: UInt32 = 0
         var dropped = 0
     }
@@ -68,13 +70,11 @@ public final class HistoryLog: Sendable {
     private struct WriterState {
         /// Writes per device since start, modulo `pruneInterval`.
         var writes: [String: UInt8] = [:]
-        /// Devices to trim once `release()` is called (trims held by `hold()`).
-        var heldTrims: Set<String>?
     }
 
-    /// Devices trimmed per job on the disk queue after `release()`: other disk work (synced operation writes) waits
-    /// at most one such job.
-    static let trimChunk = 1024
+    /// Entries written (and their devices trimmed) per job of the disk queue: other disk work (synced operation
+    /// writes) waits at most one such job, even when a replay's worth is buffered.
+    static let flushChunk = 16_384
 
     private let store: LevelDB
     private let logger: Logger
@@ -103,26 +103,65 @@ public final class HistoryLog: Sendable {
             entry.sequence = buffer.sequence
             buffer.sequence &+= 1
             buffer.waiting.append((event.key.path, entry))
-            defer { buffer.flushScheduled = true }
-            return !buffer.flushScheduled
+            guard !buffer.held, !buffer.flushScheduled else { return false }
+            buffer.flushScheduled = true
+            return true
         }
-        if schedule { store.disk.submit { [self] in flush() } }
+        if schedule { store.disk.submit { [self] in flushScheduledChunk() } }
+    }
+
+    /// Holds the writes until `release()`: the broker's retained replay at start brings every device's first
+    /// transition, and writing (and trimming) a hundred thousand entries meanwhile took CPU and disk from the
+    /// replay. Held entries are answered from the buffer as always; `flush()` still writes them.
+    public func hold() {
+        buffer.withLock { $0.held = true }
+    }
+
+    /// Ends `hold()`: what waits is written by the disk queue, `flushChunk` entries per job.
+    public func release() {
+        let schedule = buffer.withLock { buffer -> Bool in
+            buffer.held = false
+            guard !buffer.waiting.isEmpty, !buffer.flushScheduled else { return false }
+            buffer.flushScheduled = true
+            return true
+        }
+        if schedule { store.disk.submit { [self] in flushScheduledChunk() } }
+    }
+
+    /// The disk queue's flush: one chunk, then the next chunk as a job of its own while more waits.
+    private func flushScheduledChunk() {
+        if flush(atMost: Self.flushChunk) { store.disk.submit { [self] in flushScheduledChunk() } }
     }
 
     /// Writes what is buffered now (the disk queue does this by itself; call it before closing the store).
     public func flush() {
-        writer.withLock { state in
-            let (taken, dropped) = buffer.withLock { buffer in
-                buffer.flushScheduled = false
-                swap(&buffer.waiting, &buffer.writing)
+        while true {
+            _ = flush(atMost: Self.flushChunk)
+            if buffer.withLock({ $0.waiting.isEmpty }) { return }
+        }
+    }
+
+    /// Writes the oldest `limit` buffered entries (at most) and trims their devices. Returns whether more wait and
+    /// writes are not held (then a flush stays scheduled: the caller runs the next).
+    private func flush(atMost limit: Int) -> Bool {
+        writer.withLock { state -> Bool in
+            let (taken, dropped, more) = buffer.withLock { buffer in
+                if buffer.waiting.count <= limit {
+                    swap(&buffer.waiting, &buffer.writing)
+                } else {
+                    buffer.writing = Array(buffer.waiting.prefix(limit))
+                    buffer.waiting.removeFirst(limit)
+                }
+                let more = !buffer.waiting.isEmpty && !buffer.held
+                buffer.flushScheduled = more
                 defer { buffer.dropped = 0 }
-                return (buffer.writing, buffer.dropped)
+                return (buffer.writing, buffer.dropped, more)
             }
             if dropped > 0 {
                 logger.error(
                     "status history entries dropped: the store is not keeping up", metadata: ["count": "\(dropped)"])
             }
-            guard !taken.isEmpty else { return }
+            guard !taken.isEmpty else { return more }
             var batch = WriteBatch()
             var trim = Set<String>()
             for (path, entry) in taken {
@@ -137,36 +176,8 @@ public final class HistoryLog: Sendable {
                 logger.error("could not store status history", metadata: ["error": "\(error)"])
             }
             buffer.withLock { $0.writing.removeAll() }
-            guard !trim.isEmpty else { return }
-            if state.heldTrims != nil {
-                state.heldTrims?.formUnion(trim)
-            } else {
-                self.trim(trim)
-            }
-        }
-    }
-
-    /// Holds the trims (a reverse scan of each device's keys on its first write since start) until `release()`:
-    /// the broker's retained replay at start writes every device's first entry, and a hundred thousand scans
-    /// meanwhile took time from the replay. Entries are still written as they come; a device may hold more than
-    /// `maximumPerDevice` entries until its trim.
-    public func hold() {
-        writer.withLock { state in
-            if state.heldTrims == nil { state.heldTrims = [] }
-        }
-    }
-
-    /// Ends `hold()`: the held trims run on the disk queue, `trimChunk` devices per job.
-    public func release() {
-        let held = writer.withLock { state -> [String] in
-            defer { state.heldTrims = nil }
-            return Array(state.heldTrims ?? [])
-        }
-        var start = 0
-        while start < held.count {
-            let chunk = Set(held[start..<min(start + Self.trimChunk, held.count)])
-            store.disk.submit { [self] in trim(chunk) }
-            start += Self.trimChunk
+            if !trim.isEmpty { self.trim(trim) }
+            return more
         }
     }
 

@@ -20,6 +20,8 @@ final class StatusCommitter: Sendable {
         var seen: [(path: String, source: PresenceSource)] = []
         /// The last record of each device the batch changes.
         var pending: [String: StatusRecord?] = [:]
+        /// How the number of stored statuses changes with the batch (devices added minus devices deleted).
+        var countChange = 0
         /// A newly learned organization, to store with the batch.
         var organization: String?
     }
@@ -29,8 +31,9 @@ final class StatusCommitter: Sendable {
     static var backlogLimit: Int { 8 }
 
     private struct InFlight {
-        /// Each device's latest record in flight, with the number of the batch that carries it.
-        var records: [String: (batch: UInt64, record: StatusRecord?)] = [:]
+        /// The batches handed over and not yet served, oldest first, each with its devices' last records (the
+        /// batch's own dictionary, shared: handing a batch over copies nothing per device).
+        var batches: [(number: UInt64, pending: [String: StatusRecord?])] = []
         var submitted: UInt64 = 0
         var served: UInt64 = 0
     }
@@ -66,13 +69,23 @@ final class StatusCommitter: Sendable {
 
     /// The device's record as the registry judges against it: the latest in flight, else the table's.
     func record(forPath path: String) -> StatusRecord? {
-        if let held = inFlight.withLock({ $0.records.isEmpty ? nil : $0.records[path] }) { return held.record }
+        let held = inFlight.withLock { state -> StatusRecord?? in
+            for batch in state.batches.reversed() {
+                if let record = batch.pending[path] { return record }
+            }
+            return nil
+        }
+        if let held { return held }
         return table.record(forPath: path)
     }
 
     /// Paths of the records in flight (for a node death's cascade, which also walks the table).
     func pathsInFlight() -> [String] {
-        inFlight.withLock { Array($0.records.keys) }
+        inFlight.withLock { state in
+            var paths = Set<String>()
+            for batch in state.batches { paths.formUnion(batch.pending.keys) }
+            return Array(paths)
+        }
     }
 
     /// Hands a judged batch over to be stored, served and announced in order.
@@ -80,7 +93,7 @@ final class StatusCommitter: Sendable {
     func submit(_ batch: Batch) -> Bool {
         let (number, backlog) = inFlight.withLock { state -> (UInt64, UInt64) in
             state.submitted += 1
-            for (path, record) in batch.pending { state.records[path] = (state.submitted, record) }
+            state.batches.append((state.submitted, batch.pending))
             return (state.submitted, state.submitted - state.served)
         }
         queue.async { [self] in commit(batch, number: number) }
@@ -109,21 +122,16 @@ final class StatusCommitter: Sendable {
                     batch.delete(StatusRegistry.statusPrefix + Array(path.utf8))
                 }
             }
-            var count = table.count
-            for (path, record) in changes.pending {
-                count += (record == nil ? 0 : 1) - (table.record(forPath: path) == nil ? 0 : 1)
-            }
+            // The table serves every batch before this one (this queue is its only writer).
             addUnsaved(to: &batch, except: changes.pending)
-            batch.put(StatusRegistry.countKey, Array("\(count)".utf8))
+            batch.put(StatusRegistry.countKey, Array("\(table.count + changes.countChange)".utf8))
         }
         if !batch.isEmpty { write(batch, paths: changes.records.map(\.path)) }
         // Written before the table serves it: a status answered once is found again after a crash of the daemon.
         table.apply(changes.records)
         inFlight.withLock { state in
             state.served = number
-            for path in changes.pending.keys where state.records[path]?.batch == number {
-                state.records.removeValue(forKey: path)
-            }
+            if state.batches.first?.number == number { state.batches.removeFirst() }
         }
         announce(changes)
     }

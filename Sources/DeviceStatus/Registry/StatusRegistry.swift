@@ -242,8 +242,12 @@ public actor StatusRegistry {
         /// Several messages of one batch may concern the same device: each is judged against the latest.
         var pending: [String: StatusRecord?] { judged.pending }
 
-        mutating func set(_ path: String, _ record: StatusRecord?) {
-            judged.pending[path] = .some(record)
+        /// `previous`: the device's record before this change (what it was judged against).
+        mutating func set(_ path: String, _ record: StatusRecord?, previous: StatusRecord?) {
+            let before = judged.pending.updateValue(record, forKey: path)
+            // Counted against what the device had before the batch (or before its last change in the batch).
+            let had = before.map { $0 != nil } ?? (previous != nil)
+            judged.countChange += (record == nil ? 0 : 1) - (had ? 1 : 0)
             judged.records.append((path, record))
         }
 
@@ -270,7 +274,7 @@ public actor StatusRegistry {
         guard case .set(let status) = observation.status else {
             judged.count(source, "deleted")
             guard let own else { return }
-            changes.set(path, nil)
+            changes.set(path, nil, previous: current)
             changes.transition(path, Self.state(of: own), .unknown, source, "status cleared")
             return
         }
@@ -294,7 +298,7 @@ public actor StatusRegistry {
             source: source, status: status,
             time: decision == .restate ? (own?.time ?? now) : (observation.sourceTime ?? now),
             sequence: observation.sequence ?? own?.sequence ?? 0, reason: reason, payload: observation.payload)
-        changes.set(path, record)
+        changes.set(path, record, previous: current)
         if current?.status != status {
             changes.transition(path, Self.state(of: current), status.state, source, reason)
         } else {
@@ -328,7 +332,7 @@ public actor StatusRegistry {
             let updated = StatusRecord(
                 source: child.source, status: status, time: record.time, sequence: child.sequence, reason: reason,
                 payload: child.payload)
-            changes.set(path, updated)
+            changes.set(path, updated, previous: child)
             changes.transition(path, child.status.state, status.state, child.source, reason)
         }
     }

@@ -7,6 +7,9 @@ public struct DeviceKey: Hashable, Sendable, Comparable, CustomStringConvertible
 
     public init(type: String, id: String) { path = type + "/" + id }
 
+    /// `type/id` already joined (the type has no `/`).
+    init(typeSlashID path: String) { self.path = path }
+
     /// Accepts `type/id` with both parts non-empty and no further `/` (a route's two segments).
     public init?(path: String) {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)

@@ -31,25 +31,29 @@ public struct StatusTopicPattern: Sendable, Hashable {
 
     /// The device a topic names, if the topic matches this filter and both levels are non-empty.
     public func device(inTopic topic: String) -> DeviceKey? {
-        guard filter.matches(topic) else { return nil }
-        let utf8 = topic.utf8
-        var type: Substring.UTF8View?
-        var id: Substring.UTF8View?
-        var level = 0
-        var start = utf8.startIndex
-        var index = utf8.startIndex
-        while true {
-            let atEnd = index == utf8.endIndex
-            if atEnd || utf8[index] == UInt8(ascii: "/") {
-                if level == typeLevel { type = topic[start..<index].utf8 }
-                if level == idLevel { id = topic[start..<index].utf8 }
-                if atEnd || (type != nil && id != nil) { break }
+        var topic = topic
+        return topic.withUTF8 { bytes -> DeviceKey? in
+            guard filter.matches(utf8: bytes) else { return nil }
+            // The bytes of the type and id levels, found in one pass; the key's path is made from them at once.
+            var type: Range<Int>?
+            var id: Range<Int>?
+            var level = 0
+            var start = 0
+            for index in 0...bytes.count where index == bytes.count || bytes[index] == UInt8(ascii: "/") {
+                if level == typeLevel { type = start..<index }
+                if level == idLevel { id = start..<index }
+                if type != nil && id != nil { break }
                 level += 1
-                start = utf8.index(after: index)
+                start = index + 1
             }
-            index = utf8.index(after: index)
+            guard let type, let id, !type.isEmpty, !id.isEmpty else { return nil }
+            let path = String(unsafeUninitializedCapacity: type.count + 1 + id.count) { buffer in
+                _ = buffer.initialize(from: bytes[type])
+                buffer[type.count] = UInt8(ascii: "/")
+                _ = UnsafeMutableBufferPointer(rebasing: buffer[(type.count + 1)...]).initialize(from: bytes[id])
+                return type.count + 1 + id.count
+            }
+            return DeviceKey(typeSlashID: path)
         }
-        guard let type, let id, !type.isEmpty, !id.isEmpty else { return nil }
-        return DeviceKey(type: String(Substring(type)), id: String(Substring(id)))
     }
 }
