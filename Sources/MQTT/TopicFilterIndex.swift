@@ -39,7 +39,12 @@ public struct TopicFilterIndex<Value: Sendable>: Sendable {
             if let existing = key.withUnsafeBufferPointer({ child($0) }) { return existing }
             let node = Node()
             children.append(Child(key: key, node: node))
-            if children.count > Self.linearLimit {
+            if lookup != nil {
+                // Filed alone: refiling every child on each insert made n siblings cost n² (100,000 watched devices
+                // under one level took minutes to start).
+                lookup![key.withUnsafeBufferPointer { TopicFilterIndex.hash($0) }, default: []].append(
+                    children.count - 1)
+            } else if children.count > Self.linearLimit {
                 var lookup: [UInt64: [Int]] = [:]
                 for (position, child) in children.enumerated() {
                     lookup[child.key.withUnsafeBufferPointer { TopicFilterIndex.hash($0) }, default: []].append(
