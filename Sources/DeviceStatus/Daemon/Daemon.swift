@@ -74,9 +74,11 @@ public final class Daemon: Sendable {
         let all = services.dropLast() + extra + [services.last!]
         var configuration = ServiceGroupConfiguration(
             services: all.map {
+                // Named by type: without a name the group describes each service with `"\($0)"`, which for a
+                // struct reflects every stored property (with 100,000 `[device_*]` sections, seconds at start).
                 .init(
                     service: $0, successTerminationBehavior: .gracefullyShutdownGroup,
-                    failureTerminationBehavior: .gracefullyShutdownGroup)
+                    failureTerminationBehavior: .gracefullyShutdownGroup, serviceName: "\(type(of: $0))")
             },
             logger: logger)
         configuration.maximumGracefulShutdownDuration = Self.stopDeadline
