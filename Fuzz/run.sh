@@ -10,7 +10,9 @@
 # Adding a harness (e.g. for a new payload decoder):
 #   1. Fuzz/<Name>.swift: a `@_cdecl("LLVMFuzzerTestOneInput")` function that feeds the bytes to the decoder and
 #      traps (fatalError) only when an invariant breaks; copy MonPayloadFuzz.swift. Its first line may carry
-#      libFuzzer flags: `// libfuzzer: -max_len=4096`.
+#      libFuzzer flags: `// libfuzzer: -max_len=4096`, and its second AddressSanitizer options, set as ASAN_OPTIONS
+#      for that harness: `// asan: detect_leaks=0` (libFuzzer's -detect_leaks=0 alone still leaves the leak check at
+#      exit, which fails a run that found nothing when a library leaks by design).
 #   2. One line in `fuzzHarnesses` at the end of Package.swift: ("<Name>", ["<module it imports>"]).
 #   3. Optionally, seed inputs in Fuzz/seeds/<Name>/ (one file each).
 set -eu
@@ -42,6 +44,7 @@ BIN_DIR=$(DEVSTATUSD_FUZZ=1 swift build $FLAGS --show-bin-path)
 run() {
     name=$1
     flags=$(sed -n '1s|^// libfuzzer: ||p' "Fuzz/$name.swift")
+    asan=$(sed -n '2s|^// asan: ||p' "Fuzz/$name.swift")
     mkdir -p "fuzz-corpus/$name" "Fuzz/seeds/$name"
     corpus="$PWD/fuzz-corpus/$name"
     seeds="$PWD/Fuzz/seeds/$name"
@@ -49,7 +52,7 @@ run() {
     # An empty working directory: paths inside inputs (a config's tokenFile) find nothing; stdin reads nothing.
     work=$(mktemp -d)
     status=0
-    (cd "$work" && "$BIN_DIR/$name" -runs="$RUNS" -max_total_time="$MAX_TIME" $flags -print_final_stats=1 \
+    (cd "$work" && ASAN_OPTIONS="$asan${ASAN_OPTIONS:+:$ASAN_OPTIONS}" "$BIN_DIR/$name" -runs="$RUNS" -max_total_time="$MAX_TIME" $flags -print_final_stats=1 \
         -artifact_prefix="$artifacts" "$corpus" "$seeds" </dev/null) >"$PWD/.build-fuzz/$name.log" 2>&1 || status=$?
     rm -rf "$work"
     grep -E "^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)|ERROR|SUMMARY" \
