@@ -76,6 +76,23 @@ import Testing
             router.route(messages).map { $0.map(\.topic) } == [["a/1", "a"], ["b/x"], ["a/1", "b/x", "c/1", "a"]])
     }
 
+    /// A component that skips other topics itself gets every batch as received.
+    struct SelfFilteringListener: BrokerComponent {
+        let filters: [String]
+        var subscriptions: [(filter: TopicFilter, qos: UInt8)] { filters.map { (try! TopicFilter($0), 0) } }
+        var skipsOtherTopics: Bool { true }
+        func consume(_ messages: [MQTTMessage]) async {}
+    }
+
+    @Test func handsTheBatchAsReceivedToComponentsThatSkipOtherTopicsThemselves() {
+        let messages = ["a/1", "b/x", "c/1", "a/2"].map { MQTTMessage(topic: $0, payload: []) }
+        let router = ComponentRouter([
+            SelfFilteringListener(filters: ["a/#"]), Listener(filters: ["b/+", "a/2"]), Listener(filters: []),
+        ])
+        #expect(
+            router.route(messages).map { $0.map(\.topic) } == [["a/1", "b/x", "c/1", "a/2"], ["b/x", "a/2"], []])
+    }
+
     @Test func subscribesToTheComponentsFiltersAndItsMarker() throws {
         let fixture = try Fixture()
         #expect(fixture.connection.subscriptions == ["a/#", "B/sync/me"])

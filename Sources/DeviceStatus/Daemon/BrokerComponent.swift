@@ -18,12 +18,16 @@ public protocol BrokerComponent: Sendable {
     /// Whether the component also listens on topics it subscribes to itself at run time (beyond `subscriptions`):
     /// it is then handed every message. Default false: only messages its filters match.
     var takesEveryMessage: Bool { get }
+    /// Whether the component skips, by itself, messages on topics its filters do not match: the link then hands it
+    /// every batch as received rather than matching each topic for it too. Default false.
+    var skipsOtherTopics: Bool { get }
 }
 
 extension BrokerComponent {
     public func brokerConnected(_ client: any MQTTPublishing) async {}
     public func drain() async {}
     public var takesEveryMessage: Bool { false }
+    public var skipsOtherTopics: Bool { false }
 }
 
 extension StatusRegistry: BrokerComponent {
@@ -35,4 +39,7 @@ extension StatusRegistry: BrokerComponent {
 
     /// Judges the batch and goes on to the next while it is stored (see `drain()`).
     public func consume(_ messages: [MQTTMessage]) async { await consumeBatch(messages) }
+
+    /// Every message goes through the registry's own topic index, which skips topics no source knows.
+    public nonisolated var skipsOtherTopics: Bool { true }
 }

@@ -175,17 +175,20 @@ extension BrokerLink where Connection == MQTTClient {
     }
 }
 
-/// Which components a message goes to: one topic index over every component's filters, walked once per message;
-/// a component that `takesEveryMessage` gets them all.
+/// Which components a message goes to: one topic index over the components' filters, walked once per message. A
+/// component that `takesEveryMessage`, or that `skipsOtherTopics` itself (the status registry), gets the batch as
+/// received, and its filters are left out of the index: with the registry's out, a status message leaves the walk
+/// at its first level.
 struct ComponentRouter: Sendable {
     private var index = TopicFilterIndex<Int>()
-    private let everything: [Int]
+    /// Components handed every batch whole.
+    private let whole: [Int]
     private let count: Int
 
     init(_ components: [any BrokerComponent]) {
         count = components.count
-        everything = components.indices.filter { components[$0].takesEveryMessage }
-        for (position, component) in components.enumerated() where !component.takesEveryMessage {
+        whole = components.indices.filter { components[$0].takesEveryMessage || components[$0].skipsOtherTopics }
+        for (position, component) in components.enumerated() where !whole.contains(position) {
             for subscription in component.subscriptions { index.insert(subscription.filter, position) }
         }
     }
@@ -194,8 +197,7 @@ struct ComponentRouter: Sendable {
     /// when several of its filters match.
     func route(_ messages: [MQTTMessage]) -> [[MQTTMessage]] {
         var routed = Array(repeating: [MQTTMessage](), count: count)
-        // Those that take every message share the batch itself.
-        for position in everything { routed[position] = messages }
+        for position in whole { routed[position] = messages }
         guard index.count > 0 else { return routed }
         for message in messages {
             var taken: UInt64 = 0
