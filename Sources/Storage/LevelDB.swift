@@ -207,9 +207,19 @@ public final class LevelDB: Sendable {
         prefix: [UInt8] = [], reverse: Bool = false,
         _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
     ) throws {
+        try forEach(prefix: prefix, reverse: reverse, fillCache: false, body)
+    }
+
+    /// `forEach(prefix:reverse:_:)`, choosing whether the blocks read stay in the block cache: not for a long scan
+    /// (it would evict every hot block), yes for many short reads of neighbouring keys (they then share blocks).
+    public func forEach(
+        prefix: [UInt8], reverse: Bool, fillCache: Bool,
+        _ body: (_ key: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) throws -> Bool
+    ) throws {
         try handle.lock.withReadLock { () throws in
             let db = try openDB()
-            guard let iterator = leveldb_create_iterator(db, handle.scanOptions) else {
+            guard let iterator = leveldb_create_iterator(db, fillCache ? handle.readOptions : handle.scanOptions)
+            else {
                 throw StorageError(kind: .other, message: "leveldb_create_iterator failed", path: path)
             }
             defer { leveldb_iter_destroy(iterator) }
