@@ -68,6 +68,10 @@ public final class Daemon: Sendable {
     /// the broker and the store the rest.
     public static let stopDeadline: Duration = .seconds(5)
 
+    /// How long the fleet index and the history's writes wait for the broker's first retained replay at most
+    /// (a broker that is never reached must not keep history in memory only).
+    static let heldForReplayAtMost: DispatchTimeInterval = .seconds(60)
+
     /// The group that runs ``services`` followed by `extra` (e.g. the service manager's notifier, placed so that
     /// it stops before the daemon's own parts). A part that ends or fails stops the others gracefully.
     public func serviceGroup(adding extra: [any Service] = []) -> ServiceGroup {
@@ -177,13 +181,19 @@ public final class Daemon: Sendable {
         let fleet = Fleet(directory: directory)
         fleet.observe(events)
         fleet.rebuildInBackground()
-        // The retained replay at start announces every device it brings: the fleet index and the history's trims
-        // follow once it is through, rather than taking CPU from it (what /readyz waits for is the statuses).
+        // The retained replay at start announces every device it brings: the fleet index and the history's writes
+        // follow once it is through, rather than taking CPU from it (what /readyz waits for is the statuses). At most
+        // `heldForReplayAtMost` after the start: without a broker, history (the watchdog's) is written all the same.
         fleet.hold()
         history.hold()
         readiness.whenReplayFinished {
             fleet.release()
             history.release()
+        }
+        DispatchQueue.global().asyncAfter(deadline: .now() + Self.heldForReplayAtMost) {
+            [weak fleet, weak history] in
+            fleet?.release()
+            history?.release()
         }
         // [availability]: B/availability/<type>/<id> and Home Assistant discovery, from the same judgements.
         let availability = AvailabilityPublisher(
