@@ -143,9 +143,12 @@ public final class Daemon: Sendable {
         metrics.sample(storeDirectory: config.storage.dataDir)
         let watch = WatchService(
             devices: config.watched, baseTopic: config.mqtt.baseTopic, store: store, events: events, logger: logger)
-        // Each event with the device's overall status once it applied (status topic and watchdog together).
+        // Each event with the device's overall status once it applied (status topic and watchdog together). Only a
+        // watched device has a second signal: for any other the event's own `to` is its status (nil says so), and a
+        // retained replay of a fleet of status topics pays one look in the (often empty) watchdog snapshot each.
         let eventStream = StatusEventStream(overallStatus: { [snapshot = watch.snapshot] key in
-            DeviceDirectory.judge(record: table.record(for: key), watch: snapshot.info(forPath: key.path))?.state
+            guard let watched = snapshot.info(forPath: key.path) else { return nil }
+            return DeviceDirectory.judge(record: table.record(for: key), watch: watched)?.state
         })
         eventStream.observe(events)
         let operations = OperationDelivery(

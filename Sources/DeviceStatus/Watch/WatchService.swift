@@ -550,7 +550,11 @@ public final class WatchSnapshot: Sendable {
     public var all: [WatchInfo] { state.withLock { $0.list } }
 
     public func info(forPath path: String) -> WatchInfo? {
-        state.withLock { state in state.byPath[path].map { state.list[$0] } }
+        state.withLock { state in
+            // No hashing of the path when no device is watched (a fleet known from status topics alone).
+            guard !state.byPath.isEmpty else { return nil }
+            return state.byPath[path].map { state.list[$0] }
+        }
     }
 }
 
