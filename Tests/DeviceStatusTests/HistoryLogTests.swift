@@ -106,10 +106,8 @@ import Testing
         #expect(try log.entries(for: other).count == 1)
     }
 
-    @Test func trimsADeviceOnItsFirstWriteAfterARestart() throws {
-        let directory = try TemporaryDirectory()
-        let store = try LevelDB(path: directory.file("db"))
-        // 130 entries written by hand, as an untrimmed earlier run could leave them.
+    /// 130 entries of `key` written by hand, as an untrimmed earlier run could leave them.
+    static func storeUntrimmedEntries(in store: LevelDB) throws {
         var batch = WriteBatch()
         for index in 0..<130 {
             let entry = HistoryEntry(
@@ -117,6 +115,12 @@ import Testing
             batch.put(HistoryLog.key(path: Self.key.path, entry: entry), HistoryLog.encode(entry))
         }
         try store.write(batch)
+    }
+
+    @Test func trimsADeviceOnItsFirstWriteAfterARestart() throws {
+        let directory = try TemporaryDirectory()
+        let store = try LevelDB(path: directory.file("db"))
+        try Self.storeUntrimmedEntries(in: store)
         let log = HistoryLog(store: store, logger: Logger(label: "test"))
         log.record(Self.transition(.offline, .online, at: 1000))
         log.flush()
@@ -127,13 +131,7 @@ import Testing
     @Test func holdsWritesUntilReleasedAndAnswersFromTheBufferMeanwhile() async throws {
         let directory = try TemporaryDirectory()
         let store = try LevelDB(path: directory.file("db"))
-        var batch = WriteBatch()
-        for index in 0..<130 {
-            let entry = HistoryEntry(
-                time: Self.baseTime + Int64(index), from: .online, to: .offline, source: "mon", reason: nil)
-            batch.put(HistoryLog.key(path: Self.key.path, entry: entry), HistoryLog.encode(entry))
-        }
-        try store.write(batch)
+        try Self.storeUntrimmedEntries(in: store)
         let log = HistoryLog(store: store, logger: Logger(label: "test"))
         log.hold()
         log.record(Self.transition(.offline, .online, at: 1000))
