@@ -70,7 +70,7 @@ public final class Daemon: Sendable {
 
     /// How long the fleet index and the history's writes wait for the broker's first retained replay at most
     /// (a broker that is never reached must not keep history in memory only).
-    static let heldForReplayAtMost: DispatchTimeInterval = .seconds(60)
+    static let heldForReplayAtMost: Duration = .seconds(60)
 
     /// The group that runs ``services`` followed by `extra` (e.g. the service manager's notifier, placed so that
     /// it stops before the daemon's own parts). A part that ends or fails stops the others gracefully.
@@ -186,18 +186,15 @@ public final class Daemon: Sendable {
         fleet.rebuildInBackground()
         // The retained replay at start announces every device it brings: the fleet index and the history's writes
         // follow once it is through, rather than taking CPU from it (what /readyz waits for is the statuses). At most
-        // `heldForReplayAtMost` after the start: without a broker, history (the watchdog's) is written all the same.
+        // `heldForReplayAtMost` after the start (`ReplayHoldService`): without a broker, history (the watchdog's) is
+        // written all the same.
         fleet.hold()
         history.hold()
-        readiness.whenReplayFinished {
+        let releaseHeld: @Sendable () -> Void = {
             fleet.release()
             history.release()
         }
-        DispatchQueue.global().asyncAfter(deadline: .now() + Self.heldForReplayAtMost) {
-            [weak fleet, weak history] in
-            fleet?.release()
-            history?.release()
-        }
+        readiness.whenReplayFinished(releaseHeld)
         // [availability]: B/availability/<type>/<id> and Home Assistant discovery, from the same judgements.
         let availability = AvailabilityPublisher(
             plan: AvailabilityPlan(settings: config.availability, baseTopic: config.mqtt.baseTopic), store: store,
@@ -264,6 +261,7 @@ public final class Daemon: Sendable {
             AgentService(supervisor: agents, client: link.client),
             HTTPService(server: server),
             eventStream,
+            ReplayHoldService(patience: Self.heldForReplayAtMost, release: releaseHeld),
             ServingPhase(health: health, port: port, logger: logger),
         ]
         return Daemon(

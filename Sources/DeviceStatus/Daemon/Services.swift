@@ -77,6 +77,20 @@ struct HTTPService: Service {
     }
 }
 
+/// What waits for the first retained replay (the fleet index, the history's writes) is released when the replay is
+/// through (`Readiness.whenReplayFinished`) or, at the latest, `patience` after the start: a broker that is never
+/// reached must not keep history in memory only. Then it waits for the stop (a service that returns stops the daemon).
+struct ReplayHoldService: Service {
+    let patience: Duration
+    let release: @Sendable () -> Void
+
+    func run() async {
+        try? await cancelWhenGracefulShutdown { try await Task.sleep(for: patience) }
+        release()
+        try? await gracefulShutdown()
+    }
+}
+
 /// Last to start, first to stop: says "ready" (systemd's `READY=1`) once every other part runs, and "stopping"
 /// as soon as a stop begins.
 struct ServingPhase: Service {
