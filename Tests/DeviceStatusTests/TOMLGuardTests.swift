@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 @testable import DeviceStatus
@@ -222,21 +223,19 @@ import Testing
         }
     }
 
-    @Test func theLoaderNamesLineColumnTableAndKey() {
-        guard case .failure(let errors) = ConfigLoader.parse(text: "[mqtt]\nport = 1\n[@mqtt]\n", fileName: "c.toml")
-        else {
-            Issue.record("accepted")
-            return
+    @Test func theLoaderNamesLineColumnTableAndKey() throws {
+        /// The loader's errors for `text`, which must be refused.
+        func refusal(_ text: String) throws -> ConfigErrors {
+            guard case .failure(let errors) = ConfigLoader.parse(text: text, fileName: "c.toml") else {
+                throw TestSupportError("accepted: \(text)")
+            }
+            return errors
         }
         #expect(
-            errors.description
+            try refusal("[mqtt]\nport = 1\n[@mqtt]\n").description
                 == "c.toml:3:2: TOML syntax error: a table name starts with a letter, a digit, '_', '-' or a quote, "
                 + "found '@'")
-        guard case .failure(let keyErrors) = ConfigLoader.parse(text: "[http]\nx = 1979-05-2I 3]\n", fileName: "c.toml")
-        else {
-            Issue.record("accepted")
-            return
-        }
+        let keyErrors = try refusal("[http]\nx = 1979-05-2I 3]\n")
         #expect(
             keyErrors.description
                 == "c.toml:2:14: [http] x: TOML syntax error: a date-time's day has 2 digits, found 'I'")
