@@ -60,7 +60,9 @@ let package = Package(
         // `make bench`: measurements beside references (mosquitto_sub), driving the real binary.
         .executableTarget(
             name: "devstatusd-bench",
-            dependencies: ["DeviceStatus", "MQTT", "Storage", "TestSupport"]
+            dependencies: [
+                "DeviceStatus", "MQTT", "Storage", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            ]
         ),
 
         // Test helpers: a real mosquitto on a free port, free ports, process spawning.
@@ -97,7 +99,8 @@ if Context.environment["DEVSTATUSD_FUZZ"] == "1" {
         .executableTarget(
             name: harness.name, dependencies: harness.dependencies, path: "Fuzz",
             // The folder's other files: the other harnesses, their seeds and the runner.
-            exclude: ["seeds", "run.sh"] + fuzzHarnesses.map { "\($0.name).swift" }.filter { $0 != "\(harness.name).swift" },
+            exclude: ["seeds", "run.sh"]
+                + fuzzHarnesses.map { "\($0.name).swift" }.filter { $0 != "\(harness.name).swift" },
             sources: ["\(harness.name).swift"])
     }
 }

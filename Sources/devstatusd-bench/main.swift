@@ -1,11 +1,12 @@
 import DeviceStatus
 import Foundation
+import Logging
 import MQTT
 import Storage
 import TestSupport
 
 // `make bench`'s measurements of the core (issue 2), each printed beside a reference measured in the same run.
-// Usage: devstatusd-bench <ingest|presence|retained|memory|restart|watchdog|availability|all> [--daemon PATH] [--devices N] [--messages N]
+// Usage: devstatusd-bench <ingest|presence|retained|judge|memory|restart|watchdog|availability|all> [--daemon PATH] [--devices N] [--messages N]
 //        [--raised-only] (retained: only the run with the broker's queue raised) [--repeat N] (availability: runs)
 
 let arguments = CommandLine.arguments.dropFirst()
@@ -295,6 +296,8 @@ func retained(extraConfig: [String], label: String) async throws {
     let elapsed = ContinuousClock.now - start
     // CPU the daemon spent until ready: steadier than the time when other processes share the machine.
     let cpu = cpuSeconds(daemon.pid)
+    let byThread = threadCPUSeconds(daemon.pid).sorted { $0.value > $1.value }.prefix(4)
+        .map { "\($0.key) \(format($0.value))" }.joined(separator: ", ")
     var missing = 0
     for device in 0..<devices where body(port, "/bench\(device % 10)/d\(device)")?.contains("\"Disconnect\"") != true {
         missing += 1
@@ -302,9 +305,60 @@ func retained(extraConfig: [String], label: String) async throws {
     _ = await daemon.stop(grace: .seconds(5))
     print(
         "retained (\(label)): \(devices) retained devices: devstatusd ready in \(format(seconds(elapsed))) s (from process start, "
-            + "\(ready ? "ready" : "NOT READY"), CPU \(format(cpu)) s), \(missing) missing; mosquitto_sub received \(subReceived) in "
+            + "\(ready ? "ready" : "NOT READY"), CPU \(format(cpu)) s: \(byThread)), \(missing) missing; "
+            + "mosquitto_sub received \(subReceived) in "
             + "\(format(seconds(subElapsed))) s (from process start); broker dropped: "
             + "\(broker.log.contains("being dropped") ? "yes" : "no")")
+}
+
+/// The daemon's side of a retained replay without the broker and the network: `--devices` (100,000) retained `mon`
+/// Disconnects, in batches of `--batch` (2,000), judged, stored in a new LevelDB data directory and announced to the
+/// history and the event stream (as the daemon wires them), until the table serves every one. Prints the CPU time and
+/// the wall time of `--repeat` (5) runs: the figure to compare when changing the ingestion path, steadier than
+/// `retained`, whose broker and network thread share the machine's cores with it.
+func judge() async throws {
+    let devices = option("--devices", 100_000)
+    let batchSize = option("--batch", 2_000)
+    let runs = option("--repeat", 5)
+    let pattern = try StatusTopicPattern(TopicFilter("iot-2/type/+/id/+/mon"))
+    let messages = (0..<devices).map { device in
+        let type = "bench\(device % 10)"
+        return MQTTMessage(
+            topic: "iot-2/type/\(type)/id/d\(device)/mon",
+            payload: disconnect(type: type, id: "d\(device)", time: timeString(device)), retain: true)
+    }
+    var cpu: [Double] = []
+    var wall: [Double] = []
+    for _ in 0..<runs {
+        let directory = try TemporaryDirectory(prefix: "bench-judge")
+        let store = try LevelDB(
+            path: directory.file("data"), options: LevelDB.Options(paranoidChecks: true, verifyChecksums: true))
+        let logger = Logger(label: "bench")
+        let events = DeviceEvents()
+        let history = HistoryLog(store: store, logger: logger)
+        history.observe(events)
+        history.hold()
+        StatusEventStream().observe(events)
+        let table = DeviceTable()
+        let registry = StatusRegistry(
+            store: store, table: table, patterns: [pattern], organization: "", events: events, logger: logger)
+        let cpuStart = cpuSeconds(getpid())
+        let start = ContinuousClock.now
+        var offset = 0
+        while offset < messages.count {
+            await registry.consume(Array(messages[offset..<min(offset + batchSize, messages.count)]))
+            offset += batchSize
+        }
+        await registry.drain()
+        wall.append(seconds(ContinuousClock.now - start))
+        cpu.append(cpuSeconds(getpid()) - cpuStart)
+        // The history stays held, as in the daemon until the replay is through; its entries are dropped with it.
+        guard table.count == devices else { throw BenchFailure("judge: \(table.count) of \(devices) devices served") }
+    }
+    print(
+        "judge: \(devices) retained Disconnects in batches of \(batchSize), \(runs) runs: CPU median "
+            + "\(format(percentile(cpu, 0.5), 3)) s (min \(format(cpu.min()!, 3))), wall median "
+            + "\(format(percentile(wall, 0.5), 3)) s (min \(format(wall.min()!, 3)))")
 }
 
 /// Writes `devices` Disconnect-sized statuses straight into a LevelDB data directory, as the daemon stores them.
@@ -381,6 +435,26 @@ func cpuSeconds(_ pid: pid_t) -> Double {
     // After the command: state is field 3, utime 14 and stime 15 (1-based, proc(5)).
     let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
     return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+}
+
+/// CPU seconds each thread name of the process has used so far (threads of one name added up).
+func threadCPUSeconds(_ pid: pid_t) -> [String: Double] {
+    var seconds: [String: Double] = [:]
+    for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
+            let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+        else { continue }
+        let name = String(stat[stat.index(after: open)..<close])
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+        seconds[name, default: 0] += ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+    return seconds
+}
+
+struct BenchFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 func percentile(_ values: [Double], _ p: Double) -> Double {
@@ -673,6 +747,7 @@ switch mode {
 case "ingest": try await ingest()
 case "presence": try await presenceIngest()
 case "retained": try await retained()
+case "judge": try await judge()
 case "memory", "restart": try await memoryAndRestart()
 case "watchdog": try await watchdog()
 case "availability": try await availability()
@@ -690,7 +765,7 @@ case "all":
     try await availability()
 default:
     print(
-        "usage: devstatusd-bench <ingest|presence|retained|memory|restart|watchdog|availability|all> [--daemon PATH] [--devices N] [--messages N] [--repeat N]"
+        "usage: devstatusd-bench <ingest|presence|retained|judge|memory|restart|watchdog|availability|all> [--daemon PATH] [--devices N] [--messages N] [--repeat N]"
     )
     exit(1)
 }

@@ -117,6 +117,47 @@ import Testing
         #expect(resumed.events.count == StatusEventStream.ringCapacity)
     }
 
+    /// A replay's batch of more events than the ring keeps, with nobody listening: the overall status is read for the
+    /// events that stay only, and a stream resuming from before the batch gets those, each with its status, after
+    /// saying it missed the rest.
+    @Test func readsTheStatusOnlyOfTheEventsABatchLeavesInTheRing() async throws {
+        let reads = Mutex(0)
+        let fixture = try Fixture(
+            StatusEventStream(overallStatus: { _ in
+                reads.withLock { $0 += 1 }
+                return .expired
+            }))
+        fixture.stream.publish(Self.transition(.offline, .online, id: "first"))
+        let firstID = fixture.stream.lastEventID
+        let count = StatusEventStream.ringCapacity * 3
+        fixture.stream.publish(contentsOf: (0..<count).map { Self.transition(.offline, .online, id: "d\($0)") })
+        #expect(reads.withLock { $0 } == 1 + StatusEventStream.ringCapacity)
+        #expect(fixture.stream.lastEventID > firstID)
+        let resumed = try await fixture.open(lastEventID: "\(firstID)")
+        try await resumed.read(until: #""id":"d\#(count - 1)""#)
+        #expect(resumed.text.contains(": missed events"))
+        #expect(resumed.events.count == StatusEventStream.ringCapacity)
+        #expect(resumed.events.first?.data.contains(#""id":"d\#(count - StatusEventStream.ringCapacity)""#) == true)
+        #expect(resumed.events.allSatisfy { $0.data.contains(#""status":"expired""#) })
+    }
+
+    /// With a stream open, every event of a batch is sent, each with its own status read.
+    @Test func sendsEveryEventOfABatchToAnOpenStream() async throws {
+        let reads = Mutex(0)
+        let fixture = try Fixture(
+            StatusEventStream(overallStatus: { _ in
+                reads.withLock { $0 += 1 }
+                return nil
+            }))
+        let reader = try await fixture.open()
+        #expect(await eventually { fixture.stream.streamCount == 1 })
+        let count = StatusEventStream.ringCapacity + 5
+        fixture.stream.publish(contentsOf: (0..<count).map { Self.transition(.offline, .online, id: "d\($0)") })
+        try await reader.read(until: #""id":"d\#(count - 1)""#)
+        #expect(reader.events.count == count)
+        #expect(reads.withLock { $0 } == count)
+    }
+
     @Test func sendsHeartbeatComments() async throws {
         let stream = StatusEventStream(heartbeatInterval: .milliseconds(50))
         let fixture = try Fixture(stream)

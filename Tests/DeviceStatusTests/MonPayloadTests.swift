@@ -83,6 +83,36 @@ import Testing
         #expect(payload.action == .disconnect && payload.time == RFC3339.parse("2018-01-02T16:51:10Z"))
     }
 
+    /// The word-at-a-time string scan agrees with a byte-by-byte look at every position of the word, for every byte.
+    @Test func flagsEveryByteThatNeedsALookWhereverItIsInTheWord() {
+        let plain = Array(repeating: UInt8(ascii: "a"), count: 8)
+        for position in 0..<8 {
+            for byte in UInt8.min...UInt8.max {
+                var bytes = plain
+                bytes[position] = byte
+                let word = bytes.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                let expected = byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 || byte >= 0x80
+                #expect(StrictJSON.Reader.needsALook(word) == expected, "byte \(byte) at \(position)")
+            }
+        }
+    }
+
+    /// Strings longer than a word, with what ends or interrupts them at every offset, read as byte by byte.
+    @Test func readsStringsAcrossWordBoundaries() throws {
+        for length in 0..<20 {
+            let body = String((0..<length).map { Character(UnicodeScalar(UInt8(ascii: "a") + UInt8($0 % 26))) })
+            for (inserted, expected) in [("", body), (#"\n"#, body + "\n"), ("é", body + "é")] {
+                let text =
+                    #"{"Action":"Connect","ClientID":"d:o:t:"# + body + inserted + #"","Time":"2018-01-02T16:51:10Z"}"#
+                let payload = try MonPayload(parsing: Array(text.utf8))
+                #expect(payload.clientID == "d:o:t:" + expected)
+            }
+            let control =
+                #"{"Action":"Connect","ClientID":"d:o:t:"# + body + "\u{01}\",\"Time\":\"2018-01-02T16:51:10Z\"}"
+            #expect(throws: MalformedPayload.self) { try MonPayload(parsing: Array(control.utf8)) }
+        }
+    }
+
     /// One reader for every JSON from outside: a document a status topic refuses, an operation request refuses too.
     @Test(arguments: [
         #""x":"\ud800""#, #""x":"\q""#, "\"x\":\"a\u{01}\"", #""x":[1,]"#, #""x":01"#, #""x":tru"#,

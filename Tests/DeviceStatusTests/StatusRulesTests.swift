@@ -63,6 +63,11 @@ import Testing
         #expect(StatusRules.organization(ofClientID: "d:7gnple:type1:ps1") == "7gnple")
         #expect(StatusRules.organization(ofClientID: "g:abc:gw:1") == "abc")
         #expect(StatusRules.organization(ofClientID: "plainclient") == nil)
+        // The part before the first `:` is one character, however many bytes it takes.
+        #expect(StatusRules.organization(ofClientID: "é:org:t:i") == "org")
+        #expect(StatusRules.organization(ofClientID: "e\u{301}:org:t:i") == "org")
+        #expect(StatusRules.organization(ofClientID: "dd:org:t:i") == nil)
+        #expect(StatusRules.organization(ofClientID: ":org:t:i") == nil)
         #expect(StatusRules.organization(ofClientID: "d::t:i") == nil)
     }
 }

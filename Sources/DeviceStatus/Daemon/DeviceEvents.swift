@@ -48,16 +48,37 @@ public struct DeviceEvent: Sendable {
 /// Fans device events out to observers (operation delivery, history, the event stream). Observers run on the
 /// emitter's thread or actor and must return quickly.
 public final class DeviceEvents: Sendable {
-    private let observers = Mutex<[@Sendable (DeviceEvent) -> Void]>([])
+    private struct Observers {
+        var each: [@Sendable (DeviceEvent) -> Void] = []
+        var batches: [@Sendable ([DeviceEvent]) -> Void] = []
+    }
+
+    private let observers = Mutex(Observers())
 
     public init() {}
 
+    /// `observer` is called with every event, one at a time.
     public func observe(_ observer: @escaping @Sendable (DeviceEvent) -> Void) {
-        observers.withLock { $0.append(observer) }
+        observers.withLock { $0.each.append(observer) }
+    }
+
+    /// `observer` is called with the events of each emission at once, in order (a retained replay emits a batch of
+    /// thousands: an observer that takes a lock, or that only keeps the last of them, does so once per batch).
+    public func observeBatches(_ observer: @escaping @Sendable ([DeviceEvent]) -> Void) {
+        observers.withLock { $0.batches.append(observer) }
     }
 
     public func emit(_ event: DeviceEvent) {
+        emit(contentsOf: [event])
+    }
+
+    /// Emits `events` in order: each observer gets all of them before the next observer does.
+    public func emit(contentsOf events: [DeviceEvent]) {
+        guard !events.isEmpty else { return }
         let current = observers.withLock { $0 }
-        for observer in current { observer(event) }
+        for observer in current.each {
+            for event in events { observer(event) }
+        }
+        for observer in current.batches { observer(events) }
     }
 }

@@ -88,22 +88,32 @@ public final class HistoryLog: Sendable {
 
     /// Records every status transition `events` announces (hellos are not transitions).
     public func observe(_ events: DeviceEvents) {
-        events.observe { [self] event in record(event) }
+        events.observeBatches { [self] batch in record(contentsOf: batch) }
     }
 
     /// Buffers a transition for the writer; other events are ignored. Quick: safe on the emitter's actor.
     public func record(_ event: DeviceEvent) {
-        guard case .transition(let from, let to) = event.kind else { return }
+        record(contentsOf: [event])
+    }
+
+    /// Buffers the transitions of `events` for the writer, in order, under one lock; other events are ignored.
+    public func record(contentsOf events: [DeviceEvent]) {
         let schedule = buffer.withLock { buffer -> Bool in
-            guard buffer.waiting.count < Self.maximumBuffered else {
-                buffer.dropped += 1
-                return false
+            var added = false
+            for event in events {
+                guard case .transition(let from, let to) = event.kind else { continue }
+                guard buffer.waiting.count < Self.maximumBuffered else {
+                    buffer.dropped += 1
+                    continue
+                }
+                var entry = HistoryEntry(
+                    time: event.time, from: from, to: to, source: event.source, reason: event.reason)
+                entry.sequence = buffer.sequence
+                buffer.sequence &+= 1
+                buffer.waiting.append((event.key.path, entry))
+                added = true
             }
-            var entry = HistoryEntry(time: event.time, from: from, to: to, source: event.source, reason: event.reason)
-            entry.sequence = buffer.sequence
-            buffer.sequence &+= 1
-            buffer.waiting.append((event.key.path, entry))
-            guard !buffer.held, !buffer.flushScheduled else { return false }
+            guard added, !buffer.held, !buffer.flushScheduled else { return false }
             buffer.flushScheduled = true
             return true
         }

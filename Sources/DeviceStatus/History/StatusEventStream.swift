@@ -81,7 +81,7 @@ public final class StatusEventStream: Service {
 
     /// Publishes every status transition `events` announces.
     public func observe(_ events: DeviceEvents) {
-        events.observe { [self] event in publish(event) }
+        events.observeBatches { [self] batch in publish(contentsOf: batch) }
     }
 
     /// Streams open now.
@@ -92,25 +92,52 @@ public final class StatusEventStream: Service {
 
     /// Keeps a transition in the ring and sends it to every open stream; hellos are ignored.
     public func publish(_ event: DeviceEvent) {
-        guard case .transition(_, let to) = event.kind else { return }
+        publish(contentsOf: [event])
+    }
+
+    /// Keeps the transitions of `events` in the ring, in order, and sends them to every open stream; other events are
+    /// ignored.
+    public func publish(contentsOf events: [DeviceEvent]) {
+        let transitions = events.filter { if case .transition = $0.kind { true } else { false } }
+        guard !transitions.isEmpty else { return }
         let now = clock()
-        // Read outside the lock: the status as of this event, kept with it for streams that resume later.
-        let status = overallStatus(event.key) ?? to
-        state.withLock { state in
-            let id = max(state.lastID + 1, now)
-            state.lastID = id
-            if state.ring.count < Self.ringCapacity {
-                state.ring.append((id, event, status))
-            } else {
-                state.evictedThrough = state.ring[state.ringStart].id
-                state.ring[state.ringStart] = (id, event, status)
-                state.ringStart = (state.ringStart + 1) % Self.ringCapacity
-            }
-            guard !state.subscribers.isEmpty else { return }
-            // Sent under the lock, so that a stream starting now gets every event once and in order.
-            let bytes = Array(Self.frame(id: id, event: event, status: status).utf8)
-            for subscriber in state.subscribers.values { subscriber.stream.send(bytes) }
+        // While nobody listens, the transitions before the batch's last `ringCapacity` fall out of the ring as soon as
+        // they are in it: their status is never read, and reading it (a device's every signal) for each of a retained
+        // replay's hundred thousand devices was a tenth of announcing them.
+        let unread = state.withLock { $0.subscribers.isEmpty } ? max(0, transitions.count - Self.ringCapacity) : 0
+        // Read outside the lock: the status as of the event, kept with it for streams that resume later.
+        var statuses = [DeviceState?](repeating: nil, count: transitions.count)
+        for index in unread..<transitions.count {
+            statuses[index] = overallStatus(transitions[index].key) ?? Self.target(of: transitions[index])
         }
+        state.withLock { state in
+            for (index, event) in transitions.enumerated() {
+                // Not read above: evicted by this batch before the lock is let go, unless a stream opened meanwhile.
+                let status =
+                    statuses[index]
+                    ?? (state.subscribers.isEmpty
+                        ? Self.target(of: event) : overallStatus(event.key) ?? Self.target(of: event))
+                let id = max(state.lastID + 1, now)
+                state.lastID = id
+                if state.ring.count < Self.ringCapacity {
+                    state.ring.append((id, event, status))
+                } else {
+                    state.evictedThrough = state.ring[state.ringStart].id
+                    state.ring[state.ringStart] = (id, event, status)
+                    state.ringStart = (state.ringStart + 1) % Self.ringCapacity
+                }
+                guard !state.subscribers.isEmpty else { continue }
+                // Sent under the lock, so that a stream starting now gets every event once and in order.
+                let bytes = Array(Self.frame(id: id, event: event, status: status).utf8)
+                for subscriber in state.subscribers.values { subscriber.stream.send(bytes) }
+            }
+        }
+    }
+
+    /// The status a transition went to.
+    private static func target(of event: DeviceEvent) -> DeviceState {
+        if case .transition(_, let to) = event.kind { return to }
+        return .unknown
     }
 
     /// Sends the heartbeat comment to every open stream now (the heartbeat task does this every interval).

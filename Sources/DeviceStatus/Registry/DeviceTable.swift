@@ -17,6 +17,22 @@ public final class DeviceTable: Sendable {
 
     public func record(for key: DeviceKey) -> StatusRecord? { record(forPath: key.path) }
 
+    /// The status records of `paths`, in their order, read a few hundred per hold of the lock (the registry reads a
+    /// whole batch's devices at once rather than taking the lock per message).
+    func records(forPaths paths: [String]) -> [StatusRecord?] {
+        var found: [StatusRecord?] = []
+        found.reserveCapacity(paths.count)
+        var start = paths.startIndex
+        while start < paths.endIndex {
+            let end = min(start + Self.changesPerLock, paths.endIndex)
+            records.withLock { table in
+                for path in paths[start..<end] { found.append(table[path]) }
+            }
+            start = end
+        }
+        return found
+    }
+
     public var count: Int { records.withLock { $0.count } }
 
     /// Runs `body` over the whole map as it is now, taken in O(1) and walked outside the lock.
@@ -74,25 +90,35 @@ public final class DeviceTable: Sendable {
 
     func setOrganization(_ value: String) { organization.withLock { $0 = value } }
 
-    /// Applies one batch of changes under a single lock: `nil` removes the device.
+    /// Changes applied per hold of the lock: readers (HTTP threads, the registry judging the next batch) wait at most
+    /// this many insertions, not a whole replay batch's.
+    static let changesPerLock = 256
+
+    /// Applies one batch of changes: `nil` removes the device.
     ///
-    /// While a walk holds a snapshot, changing the shared map in place would copy all of it under the
-    /// lock that lookups take; the copy is made outside it instead and swapped in (the registry is the
-    /// only writer, so nothing is lost in between).
+    /// While a walk holds a snapshot, changing the shared map in place would copy all of it under the lock that
+    /// lookups take; the copy is made outside it instead and swapped in (the registry is the only writer, so nothing is
+    /// lost in between). Otherwise the changes go in a few hundred per hold of the lock: readers wait for at most
+    /// that many insertions (or the map growing), not for a whole replay batch.
     func apply(_ changes: [(path: String, record: StatusRecord?)]) {
         guard !changes.isEmpty else { return }
         if walkers.load(ordering: .relaxed) == 0 {
-            records.withLock { Self.apply(changes, to: &$0) }
+            var start = changes.startIndex
+            while start < changes.endIndex {
+                let end = min(start + Self.changesPerLock, changes.endIndex)
+                records.withLock { Self.apply(changes[start..<end], to: &$0) }
+                start = end
+            }
             return
         }
         var updated = records.withLock { $0 }
-        Self.apply(changes, to: &updated)
+        Self.apply(changes[...], to: &updated)
         records.withLock { swap(&$0, &updated) }
         // `updated` now holds the map the walk shares; it is released here, outside the lock.
     }
 
     private static func apply(
-        _ changes: [(path: String, record: StatusRecord?)], to table: inout [String: StatusRecord]
+        _ changes: ArraySlice<(path: String, record: StatusRecord?)>, to table: inout [String: StatusRecord]
     ) {
         for change in changes {
             if let record = change.record {

@@ -79,6 +79,24 @@ final class StatusCommitter: Sendable {
         return table.record(forPath: path)
     }
 
+    /// The records of `paths` as `record(forPath:)` answers each, read at once: the batches in flight are taken first,
+    /// then the table, so that a batch served in between is seen in one or the other (this registry is the only
+    /// submitter, and it is the caller).
+    func records(forPaths paths: [String]) -> [StatusRecord?] {
+        let held = inFlight.withLock { $0.batches.map(\.pending) }
+        var found = table.records(forPaths: paths)
+        guard !held.isEmpty else { return found }
+        for index in paths.indices {
+            for pending in held.reversed() {
+                if let record = pending[paths[index]] {
+                    found[index] = record
+                    break
+                }
+            }
+        }
+        return found
+    }
+
     /// Paths of the records in flight (for a node death's cascade, which also walks the table).
     func pathsInFlight() -> [String] {
         inFlight.withLock { state in
@@ -139,17 +157,20 @@ final class StatusCommitter: Sendable {
     private func announce(_ changes: Batch) {
         guard let events, !changes.transitions.isEmpty || !changes.seen.isEmpty else { return }
         let now = clock()
+        var announced: [DeviceEvent] = []
+        announced.reserveCapacity(changes.seen.count + changes.transitions.count)
         for (path, source) in changes.seen {
             guard let key = DeviceKey(storedPath: path) else { continue }
-            events.emit(DeviceEvent(key: key, kind: .seen, source: source.name, time: now))
+            announced.append(DeviceEvent(key: key, kind: .seen, source: source.name, time: now))
         }
         for transition in changes.transitions {
             guard let key = DeviceKey(storedPath: transition.path) else { continue }
-            events.emit(
+            announced.append(
                 DeviceEvent(
                     key: key, kind: .transition(from: transition.from, to: transition.to),
                     source: transition.source.name, reason: transition.reason, time: now))
         }
+        events.emit(contentsOf: announced)
     }
 
     /// Writes `batch`, which changes the statuses of `paths`. A failed write leaves them unsaved: the next write the

@@ -13,47 +13,60 @@ import Storage
 public actor StatusRegistry {
     /// What became of each status message; the labels are `/metrics`' `outcome` values.
     public struct Counters: Sendable, Equatable {
-        public var accepted = 0
-        public var unchanged = 0
-        public var deleted = 0
-        public var outOfOrder = 0
-        public var tieLost = 0
-        public var clientIDReused = 0
-        public var malformed = 0
-        /// Sparkplug deaths whose `bdSeq` is not the node's last birth's.
-        public var stale = 0
+        /// The outcome labels, in `byOutcome`'s order.
+        static let outcomes = [
+            "accepted", "unchanged", "deleted", "out_of_order", "tie_lost", "client_id_reused", "malformed", "stale",
+        ]
+        /// Messages by source and outcome: `cells[Int(source.rawValue) * outcomes.count + outcome]`. Counted once per
+        /// message while a retained replay brings hundreds of thousands: an array, not a dictionary keyed by names.
+        private var cells = [Int](
+            repeating: 0, count: (Int(PresenceSource.allCases.map(\.rawValue).max()!) + 1) * Self.outcomes.count)
         public var storeErrors = 0
-        /// Messages by (source name, outcome label).
-        public var bySource: [SourceOutcome: Int] = [:]
 
         public init() {}
 
+        public var accepted: Int { total(0) }
+        public var unchanged: Int { total(1) }
+        public var deleted: Int { total(2) }
+        public var outOfOrder: Int { total(3) }
+        public var tieLost: Int { total(4) }
+        public var clientIDReused: Int { total(5) }
+        public var malformed: Int { total(6) }
+        /// Sparkplug deaths whose `bdSeq` is not the node's last birth's.
+        public var stale: Int { total(7) }
+
         public var byOutcome: [(String, Int)] {
-            [
-                ("accepted", accepted), ("unchanged", unchanged), ("deleted", deleted),
-                ("out_of_order", outOfOrder), ("tie_lost", tieLost), ("client_id_reused", clientIDReused),
-                ("malformed", malformed), ("stale", stale),
-            ]
+            Self.outcomes.indices.map { (Self.outcomes[$0], total($0)) }
+        }
+
+        /// Messages by (source name, outcome label), for the pairs that happened.
+        public var bySource: [SourceOutcome: Int] {
+            var counts: [SourceOutcome: Int] = [:]
+            for source in PresenceSource.allCases {
+                for (index, outcome) in Self.outcomes.enumerated() {
+                    let value = cells[Self.cell(source, index)]
+                    if value > 0 { counts[SourceOutcome(source: source.name, outcome: outcome)] = value }
+                }
+            }
+            return counts
         }
 
         mutating func count(_ source: PresenceSource, _ outcome: String) {
-            switch outcome {
-            case "accepted": accepted += 1
-            case "unchanged": unchanged += 1
-            case "deleted": deleted += 1
-            case "out_of_order": outOfOrder += 1
-            case "tie_lost": tieLost += 1
-            case "client_id_reused": clientIDReused += 1
-            case "malformed": malformed += 1
-            case "stale": stale += 1
-            default: break
-            }
-            bySource[SourceOutcome(source: source.name, outcome: outcome), default: 0] += 1
+            guard let index = Self.outcomes.firstIndex(of: outcome) else { return }
+            cells[Self.cell(source, index)] += 1
         }
 
         /// How many messages of `source` ended as `outcome`.
         public func count(source: PresenceSource, outcome: String) -> Int {
-            bySource[SourceOutcome(source: source.name, outcome: outcome)] ?? 0
+            Self.outcomes.firstIndex(of: outcome).map { cells[Self.cell(source, $0)] } ?? 0
+        }
+
+        private static func cell(_ source: PresenceSource, _ outcome: Int) -> Int {
+            Int(source.rawValue) * outcomes.count + outcome
+        }
+
+        private func total(_ outcome: Int) -> Int {
+            PresenceSource.allCases.reduce(0) { $0 + cells[Self.cell($1, outcome)] }
         }
     }
 
@@ -199,22 +212,35 @@ public actor StatusRegistry {
     /// Judges `messages` and submits the changes; returns whether the committer asks to wait.
     private func judge(_ messages: [MQTTMessage]) -> Bool {
         var changes = Changes(organization: learnedOrganization)
+        // A replay's batches are thousands of devices, each changed: sized once instead of grown.
+        changes.judged.pending.reserveCapacity(messages.count)
+        changes.judged.records.reserveCapacity(messages.count)
         let now = clock()
         let context = DecodeContext(now: now, clockSkew: clockSkew)
-        for message in messages {
+        // Each message's source and device first; then what each device had before the batch, read at once (a lookup
+        // per message took the table's lock as often, against the committer storing the previous batch).
+        var routes: [(message: Int, decoder: Int, match: TopicMatch)] = []
+        routes.reserveCapacity(messages.count)
+        for (index, message) in messages.enumerated() {
             guard let (position, match) = topics.route(message.topic) else { continue }
-            let decoder = topics.decoders[position]
+            routes.append((index, position, match))
+        }
+        let before = committer.records(forPaths: routes.map(\.match.key.path))
+        for (route, stored) in zip(routes, before) {
+            let message = messages[route.message]
+            let decoder = topics.decoders[route.decoder]
+            let match = route.match
             if message.payload.isEmpty {
                 // An empty payload clears the retained status. Subscribers that are online when it is cleared get
                 // it with retain = 0 (MQTT 3.1.1 §3.3.1.3), so a live empty message deletes too.
                 apply(
                     Observation(key: match.key, source: decoder.source, status: .deleted, payload: []),
-                    retained: message.retain, now: now, into: &changes)
+                    stored: stored, retained: message.retain, now: now, into: &changes)
                 continue
             }
             switch decoder.decode(match, payload: message.payload, retained: message.retain, context: context) {
             case .observation(let observation):
-                apply(observation, retained: message.retain, now: now, into: &changes)
+                apply(observation, stored: stored, retained: message.retain, now: now, into: &changes)
             case .ignored(let outcome):
                 judged.count(decoder.source, outcome)
             case .malformed(let error):
@@ -265,9 +291,12 @@ public actor StatusRegistry {
     }
 
     /// Judges one observation by its source's ordering model against what is stored, and records the outcome.
-    private func apply(_ observation: Observation, retained: Bool, now: Int64, into changes: inout Changes) {
+    /// `stored`: the device's record before this batch (`current` reads it again for a device the batch changed).
+    private func apply(
+        _ observation: Observation, stored: StatusRecord?, retained: Bool, now: Int64, into changes: inout Changes
+    ) {
         let path = observation.key.path
-        let current = current(path, changes)
+        let current = changes.judged.pending[path] ?? stored
         // What this source said before; another source's status is replaced, never compared with.
         let own = current.flatMap { $0.source == observation.source ? $0 : nil }
         let source = observation.source

@@ -28,20 +28,20 @@ public struct MonPayload: Sendable, Equatable {
             ?? Array(bytes).withUnsafeBufferPointer { buffer in
                 Result { () throws(MalformedPayload) in try MonFieldScanner.scan(buffer) }
             }).get()
-        guard let actionText = fields.action else { throw .missingField("Action") }
+        guard let action = fields.action else { throw .missingField("Action") }
         guard let clientID = fields.clientID else { throw .missingField("ClientID") }
-        guard let timeText = fields.time else { throw .missingField("Time") }
-        switch actionText {
-        case "Connect": action = .connect
-        case "Disconnect": action = .disconnect
-        default: throw .badField("Action", "expected \"Connect\" or \"Disconnect\", found \"\(actionText.prefix(40))\"")
+        guard let time = fields.time else { throw .missingField("Time") }
+        switch action {
+        case .success(let action): self.action = action
+        case .failure(let text):
+            throw .badField("Action", "expected \"Connect\" or \"Disconnect\", found \"\(text.text.prefix(40))\"")
         }
-        guard let parsedTime = RFC3339.parse(timeText) else {
-            throw .badField(
-                "Time", "not an RFC 3339 timestamp between 1677 and 2262: \"\(timeText.prefix(40))\"")
+        switch time {
+        case .success(let time): self.time = time
+        case .failure(let text):
+            throw .badField("Time", "not an RFC 3339 timestamp between 1677 and 2262: \"\(text.text.prefix(40))\"")
         }
         self.clientID = clientID
-        self.time = parsedTime
         self.closeCode = fields.closeCode
     }
 
@@ -86,10 +86,17 @@ public enum MalformedPayload: Error, Sendable, Equatable, CustomStringConvertibl
 /// pass over its bytes, a String only for `Action`, `ClientID` and `Time`, every other member checked and skipped.
 enum MonFieldScanner {
     struct Fields {
-        var action: String?
+        /// The action, or the text that is none.
+        var action: Result<MonPayload.Action, Unreadable>?
         var clientID: String?
-        var time: String?
+        /// `Time` in nanoseconds, or the text that is no RFC 3339 time in range.
+        var time: Result<Int64, Unreadable>?
         var closeCode: Int?
+    }
+
+    /// A field's text that does not say what the field must (kept for the error message).
+    struct Unreadable: Error {
+        let text: String
     }
 
     static func scan(_ bytes: UnsafeBufferPointer<UInt8>) throws(MalformedPayload) -> Fields {
@@ -119,14 +126,19 @@ enum MonFieldScanner {
             repeat {
                 let name = try reader.memberName()
                 if name.is("Action") {
-                    guard let text = try stringField(&reader) else { return .failure(notAString("Action")) }
-                    fields.action = text
+                    // Read in place: no String is made for a valid action or time.
+                    guard let action = try stringField(&reader, Self.action) else {
+                        return .failure(notAString("Action"))
+                    }
+                    fields.action = action
                 } else if name.is("ClientID") {
-                    guard let text = try stringField(&reader) else { return .failure(notAString("ClientID")) }
+                    guard let text = try stringField(&reader, { String(decoding: $0, as: UTF8.self) }) else {
+                        return .failure(notAString("ClientID"))
+                    }
                     fields.clientID = text
                 } else if name.is("Time") {
-                    guard let text = try stringField(&reader) else { return .failure(notAString("Time")) }
-                    fields.time = text
+                    guard let time = try stringField(&reader, Self.time) else { return .failure(notAString("Time")) }
+                    fields.time = time
                 } else if name.is("CloseCode") {
                     let start = reader.index
                     try reader.skipValue(depth: 1)
@@ -146,13 +158,29 @@ enum MonFieldScanner {
 
     private static func notAString(_ name: String) -> MalformedPayload { .badField(name, "expected a string") }
 
-    /// The string value at the reader, or nil (the value checked and skipped) when it is not a string.
-    private static func stringField(_ reader: inout StrictJSON.Reader) throws(StrictJSON.SyntaxError) -> String? {
+    /// `read` of the string value at the reader (its UTF-8, unescaped), or nil (the value checked and skipped) when it
+    /// is not a string.
+    private static func stringField<T>(
+        _ reader: inout StrictJSON.Reader, _ read: (UnsafeBufferPointer<UInt8>) -> T
+    ) throws(StrictJSON.SyntaxError) -> T? {
         guard reader.peek == UInt8(ascii: "\"") else {
             try reader.skipValue(depth: 1)
             return nil
         }
-        return try reader.string()
+        if let plain = try reader.plainString() { return read(plain) }
+        var text = try reader.string()
+        return text.withUTF8(read)
+    }
+
+    private static func action(_ text: UnsafeBufferPointer<UInt8>) -> Result<MonPayload.Action, Unreadable> {
+        if text.elementsEqual("Connect".utf8) { return .success(.connect) }
+        if text.elementsEqual("Disconnect".utf8) { return .success(.disconnect) }
+        return .failure(Unreadable(text: String(decoding: text, as: UTF8.self)))
+    }
+
+    private static func time(_ text: UnsafeBufferPointer<UInt8>) -> Result<Int64, Unreadable> {
+        RFC3339.parse(bytes: text).map { .success($0) }
+            ?? .failure(Unreadable(text: String(decoding: text, as: UTF8.self)))
     }
 
     /// A JSON value's text as an integer; nil when it is not one, `.some(nil)` when it is out of range.

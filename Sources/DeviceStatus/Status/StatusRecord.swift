@@ -67,17 +67,27 @@ public struct StatusRecord: Sendable, Equatable {
         var reasonText = reason ?? ""
         // Cut by characters, never inside a UTF-8 sequence.
         while reasonText.utf8.count > Self.maximumReasonLength { reasonText.removeLast() }
-        let reasonBytes = Array(reasonText.utf8)
-        var bytes = [UInt8]()
-        bytes.reserveCapacity(Self.fixedHeaderSize + reasonBytes.count + payload.count)
-        bytes.append(Self.currentMarker | status.rawValue)
-        bytes.append(source.rawValue)
-        withUnsafeBytes(of: time.littleEndian) { bytes.append(contentsOf: $0) }
-        withUnsafeBytes(of: sequence.littleEndian) { bytes.append(contentsOf: $0) }
-        bytes.append(UInt8(reasonBytes.count))
-        bytes.append(contentsOf: reasonBytes)
-        bytes.append(contentsOf: payload)
-        encoded = bytes
+        let reasonLength = reasonText.utf8.count
+        let payloadCount = payload.count
+        let size = Self.fixedHeaderSize + reasonLength + payloadCount
+        // Written in place: one allocation and three copies per record (a retained replay makes one per device).
+        encoded = [UInt8](unsafeUninitializedCapacity: size) { buffer, initialized in
+            let raw = UnsafeMutableRawBufferPointer(buffer)
+            raw[0] = Self.currentMarker | status.rawValue
+            raw[1] = source.rawValue
+            raw.storeBytes(of: time.littleEndian, toByteOffset: 2, as: Int64.self)
+            raw.storeBytes(of: sequence.littleEndian, toByteOffset: 10, as: Int64.self)
+            raw[18] = UInt8(reasonLength)
+            _ = UnsafeMutableBufferPointer(rebasing: buffer[Self.fixedHeaderSize...]).initialize(from: reasonText.utf8)
+            let payloadStart = Self.fixedHeaderSize + reasonLength
+            let copied = payload.withContiguousStorageIfAvailable { source in
+                UnsafeMutableBufferPointer(rebasing: buffer[payloadStart...]).initialize(from: source).1
+            }
+            if copied == nil {
+                _ = UnsafeMutableBufferPointer(rebasing: buffer[payloadStart...]).initialize(from: payload)
+            }
+            initialized = size
+        }
     }
 
     /// Decodes a stored value of either layout; nil when it is neither.

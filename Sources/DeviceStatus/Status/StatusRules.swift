@@ -41,7 +41,12 @@ public enum StatusRules {
     public static func organization(ofClientID clientID: String) -> String? {
         // Byte searches (`:` is ASCII, so its UTF-8 positions are String indices): this runs for every message.
         let utf8 = clientID.utf8
-        guard let first = utf8.firstIndex(of: UInt8(ascii: ":")), clientID[..<first].count == 1 else { return nil }
+        guard let first = utf8.firstIndex(of: UInt8(ascii: ":")) else { return nil }
+        // One character before the `:`: one ASCII byte settles it without breaking graphemes (a tenth of a `mon`
+        // payload's decoding went into counting that one character).
+        let prefixBytes = utf8.distance(from: utf8.startIndex, to: first)
+        let oneCharacter = prefixBytes == 1 ? utf8.first! < 0x80 : prefixBytes > 1 && clientID[..<first].count == 1
+        guard oneCharacter else { return nil }
         let rest = clientID[utf8.index(after: first)...]
         guard let second = rest.utf8.firstIndex(of: UInt8(ascii: ":")), second != rest.startIndex else { return nil }
         return String(rest[..<second])

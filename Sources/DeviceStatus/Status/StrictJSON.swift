@@ -266,11 +266,21 @@ enum StrictJSON {
             let start = index + 1
             var end = start
             var ascii = true
-            while end < bytes.count {
-                let byte = bytes[end]
-                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
-                if byte >= 0x80 { ascii = false }
-                end += 1
+            let count = bytes.count
+            if let base = bytes.baseAddress {
+                while true {
+                    // Eight bytes at a time while none of them needs a look (most of a status payload's strings).
+                    while end &+ 8 <= count,
+                        !Self.needsALook(UnsafeRawPointer(base + end).loadUnaligned(as: UInt64.self))
+                    {
+                        end &+= 8
+                    }
+                    guard end < count else { break }
+                    let byte = base[end]
+                    if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+                    if byte >= 0x80 { ascii = false }
+                    end += 1
+                }
             }
             guard end < bytes.count, bytes[end] == UInt8(ascii: "\"") else { return nil }
             let body = UnsafeBufferPointer(rebasing: bytes[start..<end])
@@ -279,6 +289,21 @@ enum StrictJSON {
             }
             index = end + 1
             return body
+        }
+
+        private static let ones: UInt64 = 0x0101_0101_0101_0101
+        private static let highBits: UInt64 = 0x8080_8080_8080_8080
+
+        /// Whether any of the eight bytes of `word` is a quote, a backslash, a control character or not ASCII. Each
+        /// test is exact for a word without high bits: `(v - 0x01…) & ~v & 0x80…` is non-zero iff a byte of `v` is
+        /// zero, and `(v - 0x20…) & ~v & 0x80…` iff a byte is below 0x20.
+        @inline(__always)
+        static func needsALook(_ word: UInt64) -> Bool {
+            let quote = word ^ (ones &* UInt64(UInt8(ascii: "\"")))
+            let backslash = word ^ (ones &* UInt64(UInt8(ascii: "\\")))
+            let zeroByte = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash)
+            let control = (word &- ones &* 0x20) & ~word
+            return (word | zeroByte | control) & highBits != 0
         }
 
         /// A string literal at `index` (on its opening quote), decoded; refuses control characters, bad escapes,
