@@ -98,31 +98,42 @@ public final class StatusEventStream: Service {
     /// Keeps the transitions of `events` in the ring, in order, and sends them to every open stream; other events are
     /// ignored.
     public func publish(contentsOf events: [DeviceEvent]) {
-        let transitions = events.filter { if case .transition = $0.kind { true } else { false } }
-        guard !transitions.isEmpty else { return }
+        let count = events.reduce(0) { $0 + (Self.isTransition($1) ? 1 : 0) }
+        guard count > 0 else { return }
         let now = clock()
-        // While nobody listens, the transitions before the batch's last `ringCapacity` fall out of the ring as soon as
-        // they are in it: their status is never read, and reading it (a device's every signal) for each of a retained
-        // replay's hundred thousand devices was a tenth of announcing them.
-        let unread = state.withLock { $0.subscribers.isEmpty } ? max(0, transitions.count - Self.ringCapacity) : 0
+        // While nobody listens, the transitions before the batch's last `ringCapacity` would fall out of the ring as
+        // soon as they were in it: they are counted as evicted, never stored, and their status is not read (reading
+        // it, a device's every signal, for each of a retained replay's hundred thousand devices was a tenth of
+        // announcing them).
+        let unread = state.withLock { $0.subscribers.isEmpty } ? max(0, count - Self.ringCapacity) : 0
         // Read outside the lock: the status as of the event, kept with it for streams that resume later.
-        var statuses = [DeviceState?](repeating: nil, count: transitions.count)
-        for index in unread..<transitions.count {
-            statuses[index] = overallStatus(transitions[index].key) ?? Self.target(of: transitions[index])
+        var statuses: [DeviceState] = []
+        statuses.reserveCapacity(count - unread)
+        var transition = 0
+        for event in events where Self.isTransition(event) {
+            if transition >= unread { statuses.append(overallStatus(event.key) ?? Self.target(of: event)) }
+            transition += 1
         }
         state.withLock { state in
-            for (index, event) in transitions.enumerated() {
-                // Not read above: evicted by this batch before the lock is let go, unless a stream opened meanwhile.
-                let status =
-                    statuses[index]
-                    ?? (state.subscribers.isEmpty
-                        ? Self.target(of: event) : overallStatus(event.key) ?? Self.target(of: event))
+            var transition = 0
+            for event in events where Self.isTransition(event) {
+                defer { transition += 1 }
                 let id = max(state.lastID + 1, now)
                 state.lastID = id
+                let status: DeviceState
+                if transition >= unread {
+                    status = statuses[transition - unread]
+                } else if state.subscribers.isEmpty {
+                    state.evictedThrough = id
+                    continue
+                } else {
+                    // A stream opened since the batch began: it gets this one as any other.
+                    status = overallStatus(event.key) ?? Self.target(of: event)
+                }
                 if state.ring.count < Self.ringCapacity {
                     state.ring.append((id, event, status))
                 } else {
-                    state.evictedThrough = state.ring[state.ringStart].id
+                    state.evictedThrough = max(state.evictedThrough, state.ring[state.ringStart].id)
                     state.ring[state.ringStart] = (id, event, status)
                     state.ringStart = (state.ringStart + 1) % Self.ringCapacity
                 }
@@ -132,6 +143,11 @@ public final class StatusEventStream: Service {
                 for subscriber in state.subscribers.values { subscriber.stream.send(bytes) }
             }
         }
+    }
+
+    private static func isTransition(_ event: DeviceEvent) -> Bool {
+        if case .transition = event.kind { return true }
+        return false
     }
 
     /// The status a transition went to.

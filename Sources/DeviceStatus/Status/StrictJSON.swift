@@ -77,7 +77,10 @@ enum StrictJSON {
         /// Whether the name is exactly `literal`.
         func `is`(_ literal: StaticString) -> Bool {
             let expected = UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
-            if let raw { return raw.elementsEqual(expected) }
+            if let raw {
+                // Lengths first: a payload's other members are told apart from the wanted ones without a byte compared.
+                return raw.count == expected.count && raw.elementsEqual(expected)
+            }
             return decoded!.utf8.elementsEqual(expected)
         }
 
