@@ -91,6 +91,24 @@ import Testing
         #expect(tasmota.match(topic: "tele/plug1/STATE") == nil)
     }
 
+    /// A topic level (a device name) may start with a combining mark, which makes `/` and the mark one Character:
+    /// levels are split at every `/` all the same, and the key's type and id read back (the fuzzer's input stopped the
+    /// daemon at `DeviceKey.type` when they were looked for as Characters).
+    @Test func namesStartingWithACombiningMarkAreLevelsOfTheirOwn() {
+        let esphome = decoder(PresenceSettings(preset: .esphome))
+        let key = esphome.match(topic: "\u{0613}iv/status")?.key
+        #expect(key == DeviceKey(type: "esphome", id: "\u{0613}iv"))
+        #expect(key?.type == "esphome" && key?.id == "\u{0613}iv")
+        let z2m = decoder(PresenceSettings(preset: .zigbee2mqtt))
+        #expect(z2m.match(topic: "zigbee2mqtt/room/\u{301}lamp/availability")?.key.id == "room/\u{301}lamp")
+        let tasmota = decoder(PresenceSettings(preset: .tasmota))
+        #expect(tasmota.match(topic: "tele/\u{301}plug/LWT")?.key.id == "\u{301}plug")
+        let stored = DeviceKey(storedPath: "t/\u{301}x/y")
+        #expect(stored?.type == "t" && stored?.id == "\u{301}x/y")
+        #expect(DeviceKey(path: "t/\u{301}x")?.id == "\u{301}x")
+        #expect(DeviceKey(path: "t/\u{301}x/y") == nil)
+    }
+
     @Test func zigbee2mqttNamesSpanSeveralLevelsAndPayloadsMayBeJSON() {
         let z2m = decoder(PresenceSettings(preset: .zigbee2mqtt))
         #expect(z2m.filters.count == LevelTemplateDecoder.maximumNameLevels)

@@ -452,7 +452,7 @@ struct FleetIndex {
     }
 
     static func type(of path: String) -> Substring {
-        path.firstIndex(of: "/").map { path[..<$0] } ?? Substring(path)
+        path.splitAtFirstSlash?.head ?? Substring(path)
     }
 
     private static func foldASCII(_ byte: UInt8) -> UInt8 {

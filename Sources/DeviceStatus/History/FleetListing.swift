@@ -163,8 +163,8 @@ public struct FleetCursor: Sendable, Equatable {
             let prefix = "/\(sort.rawValue)/"
             guard plain.hasPrefix(prefix) else { return nil }
             let rest = plain.dropFirst(prefix.count)
-            guard let slash = rest.firstIndex(of: "/"), let time = Int64(rest[..<slash]) else { return nil }
-            let path = String(rest[rest.index(after: slash)...])
+            guard let (head, tail) = rest.splitAtFirstSlash, let time = Int64(head) else { return nil }
+            let path = String(tail)
             guard isPath(path) else { return nil }
             return FleetCursor(path: path, time: time == FleetIndex.noTime ? nil : time)
         }
@@ -172,8 +172,8 @@ public struct FleetCursor: Sendable, Equatable {
 
     /// A device key: a non-empty type, `/`, a non-empty id.
     private static func isPath(_ text: String) -> Bool {
-        guard let slash = text.firstIndex(of: "/") else { return false }
-        return slash != text.startIndex && text.index(after: slash) != text.endIndex
+        guard let (type, id) = text.splitAtFirstSlash else { return false }
+        return !type.isEmpty && !id.isEmpty
     }
 
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
@@ -224,7 +224,7 @@ public struct FleetPage: Sendable {
         public var entry: FleetEntry
 
         public var type: String { String(FleetIndex.type(of: path)) }
-        public var id: String { String(path[path.index(after: path.firstIndex(of: "/")!)...]) }
+        public var id: String { String(path.splitAtFirstSlash?.tail ?? "") }
     }
 
     /// The devices of the page, in the query's order.

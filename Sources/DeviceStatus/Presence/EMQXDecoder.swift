@@ -17,12 +17,12 @@ public struct EMQXDecoder: PresenceDecoder {
     public init(type: String, prefix: String) {
         self.type = type
         self.prefix = prefix
-        prefixLevels = prefix.split(separator: "/", omittingEmptySubsequences: false).count
+        prefixLevels = prefix.slashLevels.count
         filters = ["connected", "disconnected"].compactMap { try? TopicFilter(prefix + "/+/clients/+/" + $0) }
     }
 
     public func match(topic: String) -> TopicMatch? {
-        let parts = topic.split(separator: "/", omittingEmptySubsequences: false)
+        let parts = topic.slashLevels
         guard parts.count == prefixLevels + 4, topic.hasPrefix(prefix + "/"), parts[prefixLevels + 1] == "clients",
             !parts[prefixLevels + 2].isEmpty
         else { return nil }

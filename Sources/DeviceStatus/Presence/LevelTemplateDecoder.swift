@@ -37,7 +37,7 @@ public struct LevelTemplateDecoder: PresenceDecoder {
     /// Checks a template as the config loader does: `{id}` exactly once as a whole level; other levels literal
     /// or `+`; no `#`.
     public static func validate(template: String) -> TemplateError? {
-        let parts = template.split(separator: "/", omittingEmptySubsequences: false)
+        let parts = template.slashLevels
         guard parts.filter({ $0 == "{id}" }).count == 1 else {
             return TemplateError(description: "must contain {id} exactly once, as a whole topic level")
         }
@@ -65,7 +65,7 @@ public struct LevelTemplateDecoder: PresenceDecoder {
     ) {
         self.source = source
         self.type = type
-        levels = template.split(separator: "/", omittingEmptySubsequences: false).map { part in
+        levels = template.slashLevels.map { part in
             switch part {
             case "{id}": .id
             case "{name}": .name
@@ -93,7 +93,7 @@ public struct LevelTemplateDecoder: PresenceDecoder {
     }
 
     public func match(topic: String) -> TopicMatch? {
-        let parts = topic.split(separator: "/", omittingEmptySubsequences: false)
+        let parts = topic.slashLevels
         let nameLevels = parts.count - levels.count + 1
         guard levels.contains(.name) ? nameLevels >= 1 : parts.count == levels.count else { return nil }
         var id: Substring?

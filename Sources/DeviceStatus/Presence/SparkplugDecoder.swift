@@ -37,14 +37,14 @@ public struct SparkplugDecoder: PresenceDecoder {
     public init(type: String?, prefix: String) {
         self.type = type
         self.prefix = prefix
-        prefixLevels = prefix.split(separator: "/", omittingEmptySubsequences: false).count
+        prefixLevels = prefix.slashLevels.count
         filters = MessageType.allCases.compactMap { kind in
             try? TopicFilter(prefix + "/+/" + kind.topicLevel + (kind.isNode ? "/+" : "/+/+"))
         }
     }
 
     public func match(topic: String) -> TopicMatch? {
-        let parts = topic.split(separator: "/", omittingEmptySubsequences: false)
+        let parts = topic.slashLevels
         guard parts.count >= prefixLevels + 3, topic.hasPrefix(prefix + "/"),
             let kind = MessageType.allCases.first(where: { $0.topicLevel == parts[prefixLevels + 1] }),
             parts.count == prefixLevels + (kind.isNode ? 3 : 4)

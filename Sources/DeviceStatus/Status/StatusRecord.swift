@@ -12,7 +12,7 @@ public struct DeviceKey: Hashable, Sendable, Comparable, CustomStringConvertible
 
     /// Accepts `type/id` with both parts non-empty and no further `/` (a route's two segments).
     public init?(path: String) {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        let parts = path.slashLevels
         guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else { return nil }
         self.path = path
     }
@@ -25,12 +25,10 @@ public struct DeviceKey: Hashable, Sendable, Comparable, CustomStringConvertible
         self.path = path
     }
 
-    public var type: String { String(path[..<separator]) }
-    public var id: String { String(path[path.index(after: separator)...]) }
+    public var type: String { String(path.splitAtFirstSlash!.head) }
+    public var id: String { String(path.splitAtFirstSlash!.tail) }
     public var description: String { path }
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.path < rhs.path }
-
-    private var separator: String.Index { path.firstIndex(of: "/")! }
 }
 
 /// The last accepted status of a device: its source, status, time, reason, and the payload exactly as received.

@@ -16,7 +16,7 @@ public struct StatusTopicPattern: Sendable, Hashable {
     }
 
     public init(_ filter: TopicFilter) throws(ShapeError) {
-        let levels = filter.text.split(separator: "/", omittingEmptySubsequences: false)
+        let levels = filter.text.slashLevels
         var typeLevel: Int?
         var idLevel: Int?
         for index in levels.indices.dropFirst() where levels[index] == "+" {
