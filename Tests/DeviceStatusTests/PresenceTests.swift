@@ -107,6 +107,10 @@ import Testing
         #expect(stored?.type == "t" && stored?.id == "\u{301}x/y")
         #expect(DeviceKey(path: "t/\u{301}x")?.id == "\u{301}x")
         #expect(DeviceKey(path: "t/\u{301}x/y") == nil)
+        // The same through a `mon` status topic.
+        let mon = try? StatusTopicPattern(TopicFilter("iot-2/type/+/id/+/mon"))
+        let monKey = mon?.device(inTopic: "iot-2/type/t/id/\u{301}x/mon")
+        #expect(monKey?.type == "t" && monKey?.id == "\u{301}x")
     }
 
     @Test func zigbee2mqttNamesSpanSeveralLevelsAndPayloadsMayBeJSON() {
