@@ -19,28 +19,58 @@ final class Daemon: Sendable {
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
     /// Writes `config` and starts the daemon; `waitUntil` decides what "started" means (default: `/readyz` 200).
+    ///
+    /// Ready means ready on *this* daemon's port: a free port can be taken by another test's process between
+    /// `FreePort.next()` and the daemon's bind, and then `/readyz` on it may answer from another test's daemon while
+    /// this one has exited. So the daemon must still run and (when it logs at info or finer, to its log file) have logged
+    /// that it listens on the port; a daemon that could not bind is started again on a new port (a fixed `port` is not retried).
     init(
         brokerURL: String, config: String = "", directory: TemporaryDirectory? = nil, port: Int? = nil,
         extraArguments: [String] = [], waitForReady: Bool = true, logLevel: String? = "debug",
         environment: [String: String] = [:]
     ) async throws {
-        self.directory = try directory ?? TemporaryDirectory(prefix: "devstatusd-it")
-        self.port = try port ?? FreePort.next()
-        let configPath = self.directory.file("config.toml")
+        let directory = try directory ?? TemporaryDirectory(prefix: "devstatusd-it")
+        self.directory = directory
+        let configPath = directory.file("config.toml")
         try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-        process = try ChildProcess(
-            executable: Self.executable,
-            arguments: [
-                "--config", configPath, "--port", "\(self.port)", "--broker", brokerURL,
-                "--data-dir", self.directory.file("data"),
-            ] + (logLevel.map { ["--log-level", $0] } ?? []) + extraArguments,
-            environment: ["STATE_DIRECTORY": ""].merging(environment) { $1 },
-            outputPath: self.directory.file("daemon.log"))
-        if waitForReady {
-            let ready = await eventually(timeout: .seconds(20)) { (try? self.get("/readyz").status) == 200 }
-            guard ready else {
-                throw TestSupportError("daemon not ready within 20 s; log:\n\(log)")
+        let logPath = directory.file("daemon.log")
+        var attempts = 0
+        while true {
+            attempts += 1
+            let chosenPort = try port ?? FreePort.next()
+            let process = try ChildProcess(
+                executable: Self.executable,
+                arguments: [
+                    "--config", configPath, "--port", "\(chosenPort)", "--broker", brokerURL,
+                    "--data-dir", directory.file("data"),
+                ] + (logLevel.map { ["--log-level", $0] } ?? []) + extraArguments,
+                environment: ["STATE_DIRECTORY": ""].merging(environment) { $1 },
+                outputPath: logPath)
+            guard waitForReady else {
+                self.port = chosenPort
+                self.process = process
+                return
             }
+            let logsListening = logLevel.map { ["trace", "debug", "info"].contains($0) } ?? false
+            let ready = await eventually(timeout: .seconds(20)) {
+                if process.exitStatus != nil { return true }
+                guard (try? httpGet(port: chosenPort, path: "/readyz").status) == 200 else { return false }
+                let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+                // An empty log: the daemon logs elsewhere (journald), and says nothing here either way.
+                return !logsListening || log.isEmpty
+                    || log.split(separator: "\n").contains {
+                        $0.contains("HTTP server listening") && $0.contains(":\(chosenPort) ")
+                    }
+            }
+            let log = (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? ""
+            if process.exitStatus != nil {
+                if port == nil, attempts < 3, log.contains("in use") { continue }
+                throw TestSupportError("daemon exited before it was ready; log:\n\(log)")
+            }
+            guard ready else { throw TestSupportError("daemon not ready within 20 s; log:\n\(log)") }
+            self.port = chosenPort
+            self.process = process
+            return
         }
     }
 
