@@ -445,28 +445,29 @@ func memoryAndRestart() async throws {
 
 /// CPU seconds (user + system) the process has used so far.
 func cpuSeconds(_ pid: pid_t) -> Double {
-    guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-        let close = stat.lastIndex(of: ")")
-    else { return 0 }
-    let fields = stat[stat.index(after: close)...].split(separator: " ")
-    // After the command: state is field 3, utime 14 and stime 15 (1-based, proc(5)).
-    let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
-    return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+    taskCPU("/proc/\(pid)/stat")?.seconds ?? 0
 }
 
 /// CPU seconds each thread name of the process has used so far (threads of one name added up).
 func threadCPUSeconds(_ pid: pid_t) -> [String: Double] {
     var seconds: [String: Double] = [:]
     for task in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? [] {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/task/\(task)/stat", encoding: .utf8),
-            let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
-        else { continue }
-        let name = String(stat[stat.index(after: open)..<close])
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
-        seconds[name, default: 0] += ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
+        guard let (name, used) = taskCPU("/proc/\(pid)/task/\(task)/stat") else { continue }
+        seconds[name, default: 0] += used
     }
     return seconds
+}
+
+/// The command name and CPU seconds (user + system) of a `/proc/…/stat` file.
+func taskCPU(_ path: String) -> (name: String, seconds: Double)? {
+    guard let stat = try? String(contentsOfFile: path, encoding: .utf8),
+        let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+    else { return nil }
+    let fields = stat[stat.index(after: close)...].split(separator: " ")
+    // After the command: state is field 3, utime 14 and stime 15 (1-based, proc(5)).
+    guard fields.count > 12 else { return nil }
+    let ticks = (Double(fields[11]) ?? 0) + (Double(fields[12]) ?? 0)
+    return (String(stat[stat.index(after: open)..<close]), ticks / Double(sysconf(Int32(_SC_CLK_TCK))))
 }
 
 struct BenchFailure: Error, CustomStringConvertible {

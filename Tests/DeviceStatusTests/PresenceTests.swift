@@ -60,6 +60,16 @@ import Testing
         #expect(decoded.source == .homie && decoded.status == .sleeping && decoded.time == -5)
         #expect(decoded.sequence == 42 && decoded.reason == "sleeping (retained)")
         #expect(Array(decoded.payload) == Array("sleeping".utf8))
+        // A payload without contiguous storage is written the same way.
+        let lazy = StatusRecord(
+            source: .homie, status: .sleeping, time: -5, sequence: 42, reason: "sleeping (retained)",
+            payload: Array("sleeping".utf8).lazy.map { $0 })
+        #expect(lazy.encoded == record.encoded)
+        // A reason over 255 bytes is cut by characters, and its length byte says what was kept.
+        let long = StatusRecord(
+            source: .lwt, status: .online, time: 1, reason: String(repeating: "é", count: 200), payload: [7])
+        let cut = try #require(StatusRecord(encoded: long.encoded))
+        #expect(cut.reason == String(repeating: "é", count: 127) && Array(cut.payload) == [7])
         #expect(StatusRecord(encoded: [0x85, 1] + Array(repeating: 0, count: 20)) == nil)
         #expect(StatusRecord(encoded: [0x81, 1] + Array(repeating: 0, count: 16) + [9]) == nil)
     }
